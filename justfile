@@ -1,0 +1,88 @@
+# stepsmith: every command a user types is a recipe here. `just --list` shows them all.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+venv := ".venv"
+py := venv / "bin/python"
+
+# List the recipes.
+default:
+    @just --list --unsorted
+
+# Create .venv and install everything (idempotent; llama-cpp-python builds from source, ~6 min on 2 cores).
+setup:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+    stamp="{{venv}}/.stepsmith-setup"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        echo "setup: {{venv}} is up to date with pyproject.toml"; exit 0
+    fi
+    [ -x "{{py}}" ] || python3 -m venv "{{venv}}"
+    "{{py}}" -m pip install --quiet --upgrade pip
+    echo "setup: installing stepsmith and its dependencies into {{venv}} (first run builds llama-cpp-python)"
+    CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" "{{py}}" -m pip install --progress-bar off -e '.[dev]'
+    echo "$want" > "$stamp"
+    echo "setup: done"
+
+# The main job, end to end on the embedded default (CPU): runs every stage that exists, in order.
+demo: setup
+    #!/usr/bin/env bash
+    set -euo pipefail
+    just data
+    for stage in train export eval serve; do
+        pkg="$stage"; [ "$stage" = serve ] && pkg=run
+        if [ -f "$pkg/__main__.py" ]; then just "$stage"; else echo "demo: skipping $stage: the $pkg/ stage is not built yet"; fi
+    done
+
+# Run the whole test suite (fast and model tiers; GPU tests skip without CUDA).
+test *args: setup
+    {{py}} -m pytest {{args}}
+
+# Only the fast tier: pure logic, seconds.
+test-fast *args: setup
+    {{py}} -m pytest -m "not model and not gpu" {{args}}
+
+# ruff check and ruff format --check.
+lint: setup
+    {{venv}}/bin/ruff check .
+    {{venv}}/bin/ruff format --check .
+
+# Format the code with ruff.
+fmt: setup
+    {{venv}}/bin/ruff check --fix .
+    {{venv}}/bin/ruff format .
+
+# Prepare the dataset: validate, normalize, redact, dedup, format, split; prints the card.
+data *args: setup
+    {{py}} -m data --config configs/data.yaml {{args}}
+
+# Fine-tune with Unsloth (LoRA on CPU, QLoRA on CUDA).
+train *args: setup
+    @[ -f train/__main__.py ] || { echo "train: the train/ stage is not built yet"; exit 1; }
+    {{py}} -m train {{args}}
+
+# Merge, convert to GGUF, quantize and verify, offline.
+export *args: setup
+    @[ -f export/__main__.py ] || { echo "export: the export/ stage is not built yet"; exit 1; }
+    {{py}} -m export {{args}}
+
+# Generate one procedure from the command line.
+run *args: setup
+    @[ -f run/__main__.py ] || { echo "run: the run/ stage is not built yet"; exit 1; }
+    {{py}} -m run {{args}}
+
+# Serve the HTTP API and the Gradio demo on one app.
+serve *args: setup
+    @[ -f run/serve.py ] || { echo "serve: the run/ stage's server is not built yet"; exit 1; }
+    {{py}} -m run.serve {{args}}
+
+# Evaluate a model on the test split against the baselines.
+eval *args: setup
+    @[ -f eval/__main__.py ] || { echo "eval: the eval/ stage is not built yet"; exit 1; }
+    {{py}} -m eval {{args}}
+
+# Measure speed and memory; writes docs/benchmarks.md.
+bench *args: setup
+    @[ -f bench.py ] || [ -f eval/bench.py ] || { echo "bench: no benchmarks exist yet (they land with the train, export, run and eval stages)"; exit 1; }
+    {{py}} -m eval.bench {{args}}
