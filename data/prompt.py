@@ -88,10 +88,9 @@ def load_tokenizer(name: str) -> Any:
     from transformers import AutoTokenizer
 
     if name == "smollm2":
-        from data.embedded import smollm2_gguf
+        from data.embedded import load_gguf_tokenizer, smollm2_gguf
 
-        gguf = smollm2_gguf()
-        return AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        return load_gguf_tokenizer(smollm2_gguf())
     if Path(name).is_dir() or "/" in name:
         return AutoTokenizer.from_pretrained(name)
     raise ValueError(f"unknown tokenizer {name!r}: use 'smollm2', a local model folder or a hub id")
