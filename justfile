@@ -57,10 +57,13 @@ fmt: setup
 data *args: setup
     {{py}} -m data --config configs/data.yaml {{args}}
 
-# Fine-tune with Unsloth (LoRA on CPU, QLoRA on CUDA).
+# Fine-tune with Unsloth: LoRA on CPU (default config), QLoRA on CUDA (--config configs/llama3.1-8b-qlora.yaml).
 train *args: setup
-    @[ -f train/__main__.py ] || { echo "train: the train/ stage is not built yet"; exit 1; }
-    {{py}} -m train {{args}}
+    {{py}} -m train --config configs/smollm2-135m-cpu.yaml {{args}}
+
+# Benchmark the trainer against plain TRL + PEFT (fp32); updates docs/benchmarks.md.
+bench-train *args: setup
+    {{py}} -m train.bench {{args}}
 
 # Merge, convert to GGUF, quantize and verify, offline.
 export *args: setup

@@ -99,7 +99,9 @@ def parse_config(cls: type[T], argv: list[str] | None, positional: str | None = 
         print(render_help(cls, positional))
         raise SystemExit(0)
     values: dict[str, Any] = {}
-    if "--config" in argv:
+    # Several --config files merge left to right (`just train --config other.yaml` puts the
+    # recipe's default first), then flags override them all.
+    while "--config" in argv:
         i = argv.index("--config")
         if i + 1 >= len(argv):
             raise ConfigError("--config needs a path to a YAML file")

@@ -28,6 +28,13 @@ def test_defaults_file_then_flags(tmp_path):
     assert parse_config(Demo, ["--modules", "x,y"]).modules == ["x", "y"]
 
 
+def test_later_config_files_override_earlier_ones(tmp_path):
+    (tmp_path / "a.yaml").write_text("steps: 20\nname: a\n")
+    (tmp_path / "b.yaml").write_text("steps: 30\n")
+    config = parse_config(Demo, ["--config", str(tmp_path / "a.yaml"), "--config", str(tmp_path / "b.yaml")])
+    assert (config.name, config.steps) == ("a", 30)
+
+
 def test_unknown_keys_list_the_valid_ones(tmp_path):
     cfg = tmp_path / "x.yaml"
     cfg.write_text("stepz: 3\n")

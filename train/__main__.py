@@ -37,7 +37,7 @@ def load_rows(config: TrainConfig, stats: Stats) -> tuple[list, list, dict[str, 
     data_dir = Path(config.data_dir)
     train = read_messages(data_dir / "train.messages.jsonl")
     val_path = data_dir / "val.messages.jsonl"
-    val = read_messages(val_path) if val_path.is_file() else []
+    val = read_messages(val_path, allow_empty=True) if val_path.is_file() else []
     if config.domain:
         known = sorted({r["domain"] for r in train})
         train = [r for r in train if r["domain"] == config.domain]
@@ -148,7 +148,8 @@ def main(config: TrainConfig, source: str = "command line") -> int:
 def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, str]:
     """Config from defaults, --config and flags, and where it came from (for error messages)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    source = argv[argv.index("--config") + 1] if "--config" in argv[:-1] else "command line"
+    configs = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--config"]
+    source = configs[-1] if configs else "command line"
     return parse_config(TrainConfig, argv), source
 
 

@@ -73,9 +73,15 @@ def resolve_base(name: str) -> str:
         return str(path)
     if name.startswith((".", "/")) or name.count("/") != 1:
         raise _not_found(name, "no such folder")
-    if os.environ.get("HF_HUB_OFFLINE") == "1":
-        from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
 
-        if not isinstance(try_to_load_from_cache(name, "config.json"), str):
-            raise _not_found(name, "HF_HUB_OFFLINE=1 and it is not in the local cache")
+    if isinstance(try_to_load_from_cache(name, "config.json"), str):
+        return name
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise _not_found(name, "HF_HUB_OFFLINE=1 and it is not in the local cache")
+    print(f"base: looking up {name} on the Hugging Face Hub", flush=True)
+    try:
+        hf_hub_download(name, "config.json")
+    except Exception as e:  # noqa: BLE001 - any failure to reach the model means the same to the user
+        raise _not_found(name, str(e).splitlines()[0][:160]) from None
     return name

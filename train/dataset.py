@@ -29,7 +29,7 @@ class Stats:
     resampled: dict[str, int] = field(default_factory=dict)
 
 
-def read_messages(path: Path) -> list[dict[str, Any]]:
+def read_messages(path: Path, allow_empty: bool = False) -> list[dict[str, Any]]:
     """Rows of a *.messages.jsonl file written by `python -m data`, checked line by line."""
     if not path.is_file():
         raise TrainDataError(f"{path}: not found; run `just data` first (or pass --data-dir)")
@@ -54,7 +54,7 @@ def read_messages(path: Path) -> list[dict[str, Any]]:
                 "messages": messages,
             }
         )
-    if not rows:
+    if not rows and not allow_empty:
         raise TrainDataError(f"{path}: no examples; check `just data` output")
     return rows
 
