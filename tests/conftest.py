@@ -24,3 +24,17 @@ def write_jsonl(tmp_path):
         return path
 
     return write
+
+
+def pytest_collection_modifyitems(config, items):
+    """GPU-tier tests skip, with a reason, on machines without CUDA."""
+    if not any("gpu" in item.keywords for item in items):
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (GPU tier)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -48,6 +48,9 @@ def load_rows(config: TrainConfig, stats: Stats) -> tuple[list, list, dict[str, 
             )
     if config.limit:
         train = train[: config.limit]
+    if config.eval_limit and len(val) > config.eval_limit:
+        # Every k-th example: the split is sorted by id, so a prefix would cover few domains.
+        val = val[:: len(val) // config.eval_limit][: config.eval_limit]
     stats.read = {"train": len(train), "val": len(val)}
     weights: dict[str, float] = {}
     weights_path = data_dir / "domain_weights.json"

@@ -77,4 +77,5 @@ class TrainConfig:
         0.0, "share of the training set taken from mix_path; 0.05-0.1 guards general ability"
     )
     limit: int = option(0, "use only the first N training examples (quick runs and tests); 0 means all")
+    eval_limit: int = option(0, "evaluate on N validation examples spread over the split; 0 means all")
     output_root: str = option("outputs", "parent folder of run folders")
