@@ -22,6 +22,15 @@ setup:
     "{{py}}" -m pip install --quiet --upgrade pip
     echo "setup: installing stepsmith and its dependencies into {{venv}} (first run builds llama-cpp-python)"
     CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" "{{py}}" -m pip install --progress-bar off -e '.[dev]'
+    # The browser test drives Debian's headless Chromium; without it that one test skips.
+    if ! command -v chromedriver >/dev/null; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            echo "setup: installing chromium and chromium-driver (apt) for the browser test"
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+        else
+            echo "setup: chromium/chromedriver not found; the browser test will be skipped (apt-get install chromium chromium-driver)"
+        fi
+    fi
     echo "$want" > "$stamp"
     echo "setup: done"
 
