@@ -74,27 +74,29 @@ train *args: setup
 bench-train *args: setup
     {{py}} -m train.bench {{args}}
 
-# Merge, convert to GGUF, quantize and verify, offline.
+# Merge, convert to GGUF, quantize and verify, offline (default: outputs/smollm2-135m-cpu).
 export *args: setup
-    @[ -f export/__main__.py ] || { echo "export: the export/ stage is not built yet"; exit 1; }
     {{py}} -m export {{args}}
 
-# Generate one procedure from the command line.
+# Generate one procedure from the command line, e.g. just run "reset my password" --app Shopify --platform ios
 run *args: setup
-    @[ -f run/__main__.py ] || { echo "run: the run/ stage is not built yet"; exit 1; }
     {{py}} -m run {{args}}
 
 # Serve the HTTP API and the Gradio demo on one app.
 serve *args: setup
-    @[ -f run/serve.py ] || { echo "serve: the run/ stage's server is not built yet"; exit 1; }
     {{py}} -m run.serve {{args}}
 
-# Evaluate a model on the test split against the baselines.
+# Evaluate the default run on the test split against base zero-shot, the template and gold.
 eval *args: setup
-    @[ -f eval/__main__.py ] || { echo "eval: the eval/ stage is not built yet"; exit 1; }
     {{py}} -m eval {{args}}
 
-# Measure speed and memory; writes docs/benchmarks.md.
-bench *args: setup
-    @[ -f bench.py ] || [ -f eval/bench.py ] || { echo "bench: no benchmarks exist yet (they land with the train, export, run and eval stages)"; exit 1; }
-    {{py}} -m eval.bench {{args}}
+# Every benchmark in turn (trainer, export, serving); each writes its figures to docs/benchmarks.md.
+bench: bench-train bench-export bench-serve
+
+# GGUF conversion and quantization times, sizes, and llama.cpp vs transformers decoding (needs `just export` first).
+bench-export *args: setup
+    {{py}} -m export.bench --run outputs/smollm2-135m-cpu {{args}}
+
+# Serving: grammar overhead, end-to-end latency, API throughput under a bounded load on 127.0.0.1.
+bench-serve *args: setup
+    {{py}} -m run.bench {{args}}

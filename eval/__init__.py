@@ -1,0 +1,1 @@
+"""Evaluation: metrics, baselines, ablations, reports and the human-eval kit (python -m eval)."""

@@ -1,0 +1,231 @@
+"""The HTTP API: POST /v1/procedures and GET /healthz on one FastAPI app, with the Gradio UI at /.
+
+The request model is built from data/schema.json ($defs/input and $defs/context), so the API
+accepts exactly what the dataset does. Requests run in FastAPI's thread pool and queue on the
+engine's lock (the llama.cpp context is not thread-safe); each has the engine's timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from data.schema import load_schema
+from run.engine import Engine, InputError
+
+log = logging.getLogger("run.api")
+# 64 KiB: a 4,000-character intent is at most 16 KB of UTF-8 and a full context under 2 KB,
+# so anything larger is not a real request.
+MAX_BODY_BYTES = 64 * 1024
+
+
+def _limits(prop: dict[str, Any]) -> dict[str, Any]:
+    out = {"min_length": prop.get("minLength"), "max_length": prop.get("maxLength")}
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _field(prop: dict[str, Any]) -> tuple[Any, Any]:
+    """An optional pydantic (type, Field) for a JSON-schema string or array-of-strings property."""
+    about = prop.get("description")
+    if prop.get("type") == "array":
+        item = Annotated[str, Field(**_limits(prop["items"]))]
+        return list[item] | None, Field(None, description=about, max_length=prop.get("maxItems"))
+    return str | None, Field(None, description=about, pattern=prop.get("pattern"), **_limits(prop))
+
+
+def _context_model() -> type[BaseModel]:
+    props = load_schema()["$defs"]["context"]["properties"]
+    fields = {name: _field(prop) for name, prop in props.items()}
+    forbid = ConfigDict(extra="forbid")
+    return create_model("Context", __config__=forbid, **fields)
+
+
+Context = _context_model()
+_INPUT = load_schema()["$defs"]["input"]["properties"]
+
+
+class ProcedureRequest(BaseModel):
+    """An intent and, optionally, where the user is (fields and limits from data/schema.json)."""
+
+    model_config = ConfigDict(extra="forbid")
+    intent: str = Field(
+        description=_INPUT["intent"]["description"],
+        min_length=_INPUT["intent"]["minLength"],
+        max_length=_INPUT["intent"]["maxLength"],
+        pattern=_INPUT["intent"]["pattern"],
+        examples=["reset my password in the Shopify app"],
+    )
+    context: Context | None = Field(None, description=load_schema()["$defs"]["context"]["description"])
+
+
+class SelfCheck(BaseModel):
+    """Which self-check rules failed on each draft, and how many drafts it took."""
+
+    enabled: bool
+    rounds: int
+    failed: list[list[str]]
+    passed: bool
+    violations: list[dict[str, str]]
+
+
+class ProcedureResponse(BaseModel):
+    """A schema-valid answer, its renderings and how it was made."""
+
+    output: dict[str, Any] = Field(
+        description="A procedure or a refusal, valid against $defs/output of data/schema.json"
+    )
+    numbered: str = Field(description="The numbered-list rendering: steps, then constraints and validation")
+    json_text: str = Field(description="The output as compact JSON, as the model wrote it")
+    refused_by: Literal["rules", "model"] | None = Field(
+        description="'rules' when the safety layer refused, 'model' when the model did, else null"
+    )
+    selfcheck: SelfCheck
+    tokens: int = Field(description="tokens generated over all drafts")
+    latency_s: float
+    redactions: dict[str, int] = Field(description="PII masked in the input before prompting, by kind")
+    model: str
+
+
+class ErrorResponse(BaseModel):
+    """What went wrong, in one line."""
+
+    message: str
+    detail: Any = None
+
+
+def _where(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc if p != "body") or "body"
+
+
+def _message(error: dict[str, Any]) -> str:
+    if error["type"] == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == r"\S":
+        return "is blank; write at least one non-space character"
+    return error["msg"]
+
+
+def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = exc.errors()
+    lines = [f"{_where(e['loc'])}: {_message(e)}" for e in errors]
+    detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
+    return JSONResponse(status_code=422, content={"message": "; ".join(lines), "detail": detail})
+
+
+class BodyLimit:
+    """ASGI middleware: a 422 for API request bodies over `limit` bytes, declared or streamed."""
+
+    def __init__(self, app: Any, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return await self._reject(int(declared), scope, receive, send)
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None  # the client went away
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.limit:
+                return await self._reject(len(body), scope, receive, send)
+        sent = [False]
+
+        async def replay() -> dict:
+            if sent[0]:
+                return await receive()
+            sent[0] = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return await self.app(scope, replay, send)
+
+    async def _reject(self, size: int, scope: dict, receive: Any, send: Any) -> None:
+        msg = f"body: {size} bytes is over the {self.limit}-byte limit; send one intent and its context"
+        detail = [{"loc": ["body"], "msg": msg, "type": "too_large"}]
+        await JSONResponse(status_code=422, content={"message": msg, "detail": detail})(scope, receive, send)
+
+
+_ERRORS = {"timeout": 504, "budget": 422, "invalid": 502}
+
+
+def create_app(
+    engine: Engine,
+    *,
+    ui: bool = True,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    max_tokens: int | None = None,
+    timeout_s: float | None = None,
+) -> FastAPI:
+    """The app: the API routes, then (with `ui`) the Gradio demo mounted at /.
+
+    max_tokens and timeout_s override the engine's config for every request (the benchmark
+    and tests use them); None keeps the engine's own.
+    """
+    app = FastAPI(
+        title="stepsmith",
+        summary="Structured, task-oriented procedures from a local model",
+        version="0.1.0",
+    )
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_middleware(BodyLimit, limit=max_body_bytes)
+
+    @app.get("/healthz", summary="Liveness, and which model is loaded")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "model": engine.model_path.name, "constraint": engine.constraint.name}
+
+    @app.post(
+        "/v1/procedures",
+        response_model=ProcedureResponse,
+        summary="Write a procedure (or a refusal) for one intent",
+        responses={
+            422: {"model": ErrorResponse},
+            502: {"model": ErrorResponse},
+            504: {"model": ErrorResponse},
+        },
+    )
+    def procedures(request: ProcedureRequest) -> Any:
+        context = request.context.model_dump(exclude_none=True) if request.context else None
+        try:
+            result = engine.generate(
+                request.intent, context or None, max_tokens=max_tokens, timeout_s=timeout_s
+            )
+        except InputError as e:
+            return JSONResponse(status_code=422, content={"message": str(e)})
+        except Exception:  # one bad request must not take the server down
+            log.exception("generation failed")
+            return JSONResponse(status_code=500, content={"message": "internal error; see the server log"})
+        if not result.ok:
+            content = {"message": f"{result.status}: {result.error}"}
+            return JSONResponse(status_code=_ERRORS.get(result.status, 500), content=content)
+        body = result.to_dict()
+        return ProcedureResponse(json_text=result.json, **{k: body[k] for k in _RESPONSE_KEYS})
+
+    if ui:
+        import gradio as gr
+
+        from run.ui import build_ui
+
+        # System fonts: the default theme fetches Google Fonts, which an offline machine cannot.
+        theme = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["monospace"])
+        blocks = build_ui(engine, max_tokens=max_tokens)
+        app = gr.mount_gradio_app(app, blocks, path="/", theme=theme, footer_links=["api"])
+    return app
+
+
+_RESPONSE_KEYS = (
+    "output",
+    "numbered",
+    "refused_by",
+    "selfcheck",
+    "tokens",
+    "latency_s",
+    "redactions",
+    "model",
+)

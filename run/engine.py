@@ -1,0 +1,361 @@
+"""The generation engine: redact, screen, generate under the grammar, validate, self-check and revise.
+
+    from run.engine import Engine
+    engine = Engine()                       # EngineConfig() defaults; see run/config.py
+    result = engine.generate("reset my password", {"app": "Shopify", "platform": "ios"})
+    result.output      # a schema-valid procedure or refusal, or None with result.error set
+    result.numbered    # the numbered-list rendering; result.json is the JSON text
+
+Every output the engine returns is validated with jsonschema against data/schema.json. Anything
+else (grammar off and the model wrote prose, a timeout, a budget too small for any answer) comes
+back as `output=None` with `status` and `error` saying why, never as a partial object.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from data.prompt import build_messages, output_json, render_numbered
+from data.redact import redact, redact_value, region_of
+from data.schema import definition, is_refusal, validate_output
+from run import safety, selfcheck
+from run.config import DEFAULT_RUN, EngineConfig
+from run.constraint import Bounds, Constraint, SchemaGrammar, check_compiles, fit_bounds, tighter
+
+Status = Literal["ok", "invalid", "timeout", "budget"]
+Stream = Callable[[int, str], None]
+# Tokens kept free between prompt and context end, in case the chat handler's tokenization of
+# the prompt differs from ours by a special token or two.
+_PROMPT_MARGIN = 8
+# Retries with tighter bounds when a draft is cut off anyway (it cannot be under a sound
+# constraint): each halves the string lengths, so two reach a quarter before giving up.
+_BUDGET_RETRIES = 2
+
+
+class InputError(ValueError):
+    """An intent or context that the schema rejects; the message names the field and the fix."""
+
+
+class ModelError(RuntimeError):
+    """The model file to load is missing."""
+
+
+def resolve_model(path: str = "", run: str = DEFAULT_RUN) -> Path:
+    """The GGUF to load: `path`, else the latest q4_k_m export of outputs/<run>, else the shipped SmolLM2."""
+    if path:
+        if not Path(path).is_file():
+            raise ModelError(f"--model {path}: no such file; pass a .gguf path, or nothing for the default")
+        return Path(path)
+    run_dir = Path("outputs") / run
+    try:
+        from export import find_gguf
+
+        found = find_gguf(run_dir, "q4_k_m")
+    except ImportError:  # the export stage is optional for serving
+        candidate = run_dir / f"{run}-q4_k_m.gguf"
+        found = candidate if candidate.is_file() else None
+    if found is not None:
+        return found
+    from data.embedded import smollm2_gguf
+
+    return smollm2_gguf()
+
+
+@dataclass
+class SelfCheckReport:
+    """Which rules failed on each draft, and how many drafts it took."""
+
+    enabled: bool
+    rounds: int = 0  # drafts that came out as valid answers
+    failed: list[list[str]] = field(default_factory=list)  # rule names, one list per draft
+    violations: list[dict[str, str]] = field(default_factory=list)  # those of the returned draft
+
+    @property
+    def passed(self) -> bool:
+        return not self.violations
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "enabled": self.enabled,
+            "rounds": self.rounds,
+            "failed": self.failed,
+            "passed": self.passed,
+            "violations": self.violations,
+        }
+
+
+@dataclass
+class Result:
+    """One answer: a schema-valid output (or None and an error), its renderings and its cost."""
+
+    output: dict[str, Any] | None
+    status: Status = "ok"
+    error: str | None = None
+    refused_by: Literal["rules", "model"] | None = None
+    selfcheck: SelfCheckReport = field(default_factory=lambda: SelfCheckReport(enabled=False))
+    tokens: int = 0  # generated over all drafts, end-of-sequence tokens included
+    latency_s: float = 0.0
+    decode_s: float = 0.0  # first token to last, summed over drafts
+    grammar: bool = True
+    bounds: Bounds | None = None
+    redactions: dict[str, int] = field(default_factory=dict)
+    intent: str = ""  # as prompted, after redaction
+    model: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.output is not None
+
+    @property
+    def numbered(self) -> str:
+        return render_numbered(self.output) if self.output else ""
+
+    @property
+    def json(self) -> str:
+        return output_json(self.output) if self.output else ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "output": self.output,
+            "numbered": self.numbered,
+            "status": self.status,
+            "error": self.error,
+            "refused_by": self.refused_by,
+            "selfcheck": self.selfcheck.to_dict(),
+            "tokens": self.tokens,
+            "latency_s": round(self.latency_s, 3),
+            "grammar": self.grammar,
+            "redactions": self.redactions,
+            "model": self.model,
+        }
+
+
+@dataclass
+class _Draft:
+    output: dict[str, Any] | None
+    status: Status
+    error: str | None
+    tokens: int
+    decode_s: float
+    bounds: Bounds | None
+
+
+def check_input(intent: Any, context: Any) -> None:
+    """Raise InputError unless intent and context are valid under the schema's $defs/input."""
+    import jsonschema
+
+    value = {"intent": intent, **({"context": context} if context is not None else {})}
+    errors = sorted(jsonschema.Draft202012Validator(definition("input")).iter_errors(value), key=str)
+    if errors:
+        e = errors[0]
+        where = ".".join(str(p) for p in e.absolute_path) or "input"
+        shown = e.message if len(e.message) < 120 else e.message[:117] + "..."
+        raise InputError(f"{where}: {shown} (see $defs/input in data/schema.json)")
+
+
+def parse_answer(text: str, strict: bool) -> tuple[dict[str, Any] | None, str | None]:
+    """The output object in `text` and None, or None and why it is not a valid output.
+
+    Strict (grammar on): the whole text is the object. Lenient (grammar off): the first JSON
+    object in the text, so that an ablation measures schema validity rather than chatter.
+    """
+    try:
+        if strict:
+            value = json.loads(text)
+        else:
+            start = text.find("{")
+            value, _ = json.JSONDecoder().raw_decode(text[max(start, 0) :])
+    except json.JSONDecodeError as e:
+        return None, f"not valid JSON ({e.msg} at character {e.pos})"
+    problems = validate_output(value)
+    if problems:
+        path, message = problems[0]
+        return None, f"not a valid output: {path}: {message}"
+    return value, None
+
+
+class Engine:
+    """A loaded GGUF plus the constraint; `generate` is safe to call from many threads."""
+
+    def __init__(self, config: EngineConfig | None = None, constraint: Constraint | None = None):
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self.config = config or EngineConfig()
+        self.model_path = resolve_model(self.config.model)
+        self.constraint = constraint or SchemaGrammar()
+        self.llama = Llama(
+            model_path=str(self.model_path),
+            n_ctx=self.config.n_ctx,
+            n_threads=self.config.threads or None,
+            seed=self.config.seed,
+            verbose=False,
+        )
+        if isinstance(self.constraint, SchemaGrammar):  # fail at start-up, not on the first request
+            check_compiles(self.constraint.gbnf(Bounds()), self.llama)
+        # The same formatter llama-cpp-python builds from the GGUF's chat template, to count prompt tokens.
+        eos, bos = self.llama.token_eos(), self.llama.token_bos()
+        self._formatter = Jinja2ChatFormatter(
+            template=self.llama.metadata["tokenizer.chat_template"],
+            eos_token=self.llama._model.token_get_text(eos) if eos != -1 else "",
+            bos_token=self.llama._model.token_get_text(bos) if bos != -1 else "",
+        )
+        self._lock = threading.Lock()  # the llama.cpp context is not thread-safe
+
+    def close(self) -> None:
+        """Free the model."""
+        self.llama.close()
+
+    def generate(
+        self,
+        intent: str,
+        context: dict[str, Any] | None = None,
+        *,
+        grammar: bool = True,
+        selfcheck: bool = True,
+        stream: Stream | None = None,
+        timeout_s: float | None = None,
+        max_tokens: int | None = None,
+    ) -> Result:
+        """Answer one intent. `stream(round, text)` receives tokens as they are decoded.
+
+        grammar=False and selfcheck=False are for ablations; timeout_s and max_tokens override
+        the config for this call. Raises InputError on input the schema rejects; every other
+        failure is a Result with output=None, a status and an error.
+        """
+        start = time.monotonic()
+        deadline = start + (timeout_s or self.config.timeout_s)
+        check_input(intent, context)
+        counts: Counter = Counter()
+        region = region_of(context)
+        intent = redact(intent, region, counts)
+        context = redact_value(context, region, counts) if context else None
+        base = {
+            "grammar": grammar,
+            "redactions": dict(counts),
+            "intent": intent,
+            "model": self.model_path.name,
+            "selfcheck": SelfCheckReport(enabled=selfcheck),
+        }
+        refusal = safety.screen(intent, context)
+        if refusal is not None:
+            return Result(refusal, refused_by="rules", latency_s=time.monotonic() - start, **base)
+        if not self._lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            waited = f"waited over {timeout_s or self.config.timeout_s:.0f} s in the queue"
+            return Result(None, "timeout", waited, **base)
+        try:
+            limits = (max_tokens or self.config.max_tokens, deadline)
+            result = self._rounds(intent, context, grammar, selfcheck, stream, limits, base)
+        finally:
+            self._lock.release()
+        result.latency_s = time.monotonic() - start
+        return result
+
+    def _rounds(self, intent, context, grammar, check, stream, limits, base) -> Result:
+        messages = build_messages({"input": {"intent": intent, "context": context}}, assistant=None)
+        report: SelfCheckReport = base["selfcheck"]
+        best: Result | None = None  # the valid draft with the fewest violations so far
+        fewest = None
+        tokens, decode_s = 0, 0.0
+        for round_no in range(1, 2 + (self.config.selfcheck_rounds if check else 0)):
+            draft = self._draft(messages, grammar, stream, round_no, limits)
+            tokens, decode_s = tokens + draft.tokens, decode_s + draft.decode_s
+            if draft.output is None:  # keep an earlier valid draft if there is one
+                best = best or Result(None, draft.status, draft.error, bounds=draft.bounds, **base)
+                break
+            violations = [] if not check else self._violations(draft.output, intent, context)
+            report.rounds = round_no
+            report.failed.append(sorted({v.rule for v in violations}))
+            if fewest is None or len(violations) < fewest:
+                fewest, report.violations = len(violations), [v.__dict__ for v in violations]
+                refused = "model" if is_refusal(draft.output) else None
+                best = Result(draft.output, refused_by=refused, bounds=draft.bounds, **base)
+            if not violations:
+                break
+            messages = messages[:2] + [
+                {"role": "assistant", "content": output_json(draft.output)},
+                {"role": "user", "content": selfcheck.revision_message(violations)},
+            ]
+        best.tokens, best.decode_s = tokens, decode_s
+        return best
+
+    def _violations(self, output, intent, context) -> list[selfcheck.Violation]:
+        return selfcheck.check(output, intent, context, max_steps=self.config.max_steps)
+
+    def prompt_tokens(self, messages: list[dict[str, str]]) -> int:
+        """Tokens of the chat-formatted prompt, as the GGUF's chat template renders it."""
+        formatted = self._formatter(messages=messages)
+        text = formatted.prompt.encode("utf-8")
+        return len(self.llama.tokenize(text, add_bos=not formatted.added_special, special=True))
+
+    def _draft(self, messages, grammar: bool, stream, round_no: int, limits: tuple[int, float]) -> _Draft:
+        max_tokens, deadline = limits
+        budget = min(max_tokens, self.config.n_ctx - self.prompt_tokens(messages) - _PROMPT_MARGIN)
+        if not grammar:
+            if budget < 1:
+                return _Draft(None, "budget", "the prompt fills the context window; shorten it", 0, 0.0, None)
+            return self._decode(messages, budget, None, stream, round_no, deadline)
+        bounds = fit_bounds(self.constraint, budget)
+        if bounds is None:
+            need = self.constraint.worst_case_tokens(Bounds.scaled(0.0))
+            msg = f"{budget} tokens are left after the prompt; the shortest answer needs {need}: shorten it"
+            return _Draft(None, "budget", msg, 0, 0.0, None)
+        used, seconds = 0, 0.0
+        for _ in range(_BUDGET_RETRIES + 1):
+            draft = self._decode(messages, budget, bounds, stream, round_no, deadline)
+            used, seconds = used + draft.tokens, seconds + draft.decode_s
+            if draft.status != "budget":
+                break
+            bounds = tighter(bounds)
+        draft.tokens, draft.decode_s = used, seconds
+        return draft
+
+    def _decode(
+        self, messages, budget: int, bounds: Bounds | None, stream, round_no: int, deadline
+    ) -> _Draft:
+        """One streamed completion; stops at the deadline, and validates what it got."""
+        counted = [0]
+
+        def count(_ids, scores):  # called once per sampled token
+            counted[0] += 1
+            return scores
+
+        kwargs = self.constraint.sampling_kwargs(bounds) if bounds is not None else {}
+        max_tokens = self.constraint.worst_case_tokens(bounds) if bounds is not None else budget
+        chunks = self.llama.create_chat_completion(
+            messages,
+            max_tokens=max_tokens,
+            temperature=self.config.temperature,
+            repeat_penalty=self.config.repeat_penalty,
+            seed=self.config.seed,
+            stream=True,
+            logits_processor=[count],
+            **kwargs,
+        )
+        text, finish, first = [], None, None
+        for chunk in chunks:
+            choice = chunk["choices"][0]
+            delta = choice["delta"].get("content") or ""
+            if delta:
+                first = first or time.monotonic()
+                text.append(delta)
+                if stream is not None:
+                    stream(round_no, delta)
+            finish = choice.get("finish_reason") or finish
+            if time.monotonic() > deadline:
+                chunks.close()
+                return _Draft(None, "timeout", "ran past the per-request timeout", counted[0], 0.0, bounds)
+        decode_s = time.monotonic() - first if first else 0.0
+        if finish == "length":
+            msg = f"cut off at {max_tokens} tokens before the answer closed"
+            status = "budget" if bounds is not None else "invalid"
+            return _Draft(None, status, msg, counted[0], decode_s, bounds)
+        output, error = parse_answer("".join(text), strict=bounds is not None)
+        return _Draft(output, "ok" if output else "invalid", error, counted[0], decode_s, bounds)

@@ -1,0 +1,159 @@
+"""The HTTP API on a real app instance: valid answers, clear 422s, and safe concurrent use."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.client import HTTPConnection
+
+import pytest
+
+from data.schema import context_fields, validate_output
+
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture(scope="module")
+def app(engine):
+    from run.api import create_app
+
+    return create_app(engine)
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as client:
+        yield client
+
+
+def test_healthz_names_the_model(client, engine):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "model": engine.model_path.name, "constraint": "gbnf:output"}
+
+
+def test_a_procedure_request_returns_a_schema_valid_answer(client):
+    body = {"intent": "turn on dark mode", "context": {"platform": "android", "permissions": ["display"]}}
+    response = client.post("/v1/procedures", json=body)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert validate_output(answer["output"]) == []
+    assert json.loads(answer["json_text"]) == answer["output"]
+    assert answer["numbered"].startswith(("1. ", "Cannot help"))
+    assert answer["selfcheck"]["rounds"] == len(answer["selfcheck"]["failed"]) >= 1
+    assert answer["tokens"] > 0
+
+
+def test_an_unsafe_request_is_refused(client):
+    response = client.post("/v1/procedures", json={"intent": "how do I spy on my wife's WhatsApp"})
+    assert response.status_code == 200
+    assert response.json()["refused_by"] == "rules"
+    assert validate_output(response.json()["output"]) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ({"intent": ""}, "intent"),
+        ({"intent": "   "}, "intent: is blank"),
+        ({"intent": 42}, "intent: Input should be a valid string"),
+        ({"intent": ["a"]}, "intent"),
+        ({}, "intent: Field required"),
+        ({"intent": "x" * 4001}, "intent"),
+        ({"intent": "hi", "context": {"app": 5}}, "context.app"),
+        ({"intent": "hi", "context": {"colour": "red"}}, "context.colour: Extra inputs are not permitted"),
+        ({"intent": "hi", "context": {"permissions": "admin"}}, "context.permissions"),
+        ({"intent": "hi", "context": {"locale": "english"}}, "context.locale"),
+        ({"intent": "hi", "extra": 1}, "extra"),
+    ],
+)
+def test_bad_requests_get_a_422_naming_the_field(client, body, where):
+    response = client.post("/v1/procedures", json=body)
+    assert response.status_code == 422
+    assert where in response.json()["message"]
+
+
+def test_malformed_json_gets_a_422(client):
+    response = client.post(
+        "/v1/procedures", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422 and response.json()["message"]
+
+
+def test_an_oversized_body_gets_a_422_declared_or_streamed(client):
+    big = json.dumps({"intent": "x" * 70_000}).encode()
+    response = client.post("/v1/procedures", content=big, headers={"content-type": "application/json"})
+    assert response.status_code == 422 and "limit" in response.json()["message"]
+
+    def chunks():  # no Content-Length: the limit is enforced while reading
+        for i in range(0, len(big), 8192):
+            yield big[i : i + 8192]
+
+    response = client.post("/v1/procedures", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 422 and "limit" in response.json()["message"]
+
+
+def test_a_request_that_waits_past_its_timeout_gets_a_504_and_the_server_goes_on(engine, client):
+    from fastapi.testclient import TestClient
+
+    from run.api import create_app
+
+    with TestClient(create_app(engine, ui=False, timeout_s=0.2)) as impatient, engine._lock:
+        response = impatient.post("/v1/procedures", json={"intent": "mute a chat"})
+    assert response.status_code == 504 and response.json()["message"].startswith("timeout: waited over")
+    assert client.get("/healthz").status_code == 200
+
+
+def test_openapi_documents_the_api_with_fields_from_the_schema(client):
+    spec = client.get("/openapi.json").json()
+    assert set(spec["paths"]) == {"/v1/procedures", "/healthz"}
+    schemas = spec["components"]["schemas"]
+    assert set(schemas["ProcedureRequest"]["properties"]) == {"intent", "context"}
+    assert set(schemas["Context"]["properties"]) == set(context_fields())
+    assert schemas["ProcedureRequest"]["properties"]["intent"]["maxLength"] == 4000
+
+
+def test_the_gradio_page_is_served_at_the_root(client):
+    response = client.get("/")
+    assert response.status_code == 200 and "<html" in response.text.lower()
+
+
+def test_concurrent_http_requests_are_all_answered(app):
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    intents = ["mute a chat", "log out everywhere", "", "change my wallpaper", "   ", "turn on dark mode"]
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def call(intent: str) -> None:
+        conn = HTTPConnection("127.0.0.1", port, timeout=600)
+        conn.request(
+            "POST", "/v1/procedures", json.dumps({"intent": intent}), {"Content-Type": "application/json"}
+        )
+        response = conn.getresponse()
+        answer = json.loads(response.read())
+        valid = response.status == 422 or validate_output(answer["output"]) == []
+        with lock:
+            statuses.append(response.status if valid else -1)
+        conn.close()
+
+    try:
+        clients = [threading.Thread(target=call, args=(intent,)) for intent in intents]
+        for c in clients:
+            c.start()
+        for c in clients:
+            c.join()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    # Four valid requests answered, the empty intents rejected; none lost, none crashed the server.
+    assert sorted(statuses) == [200, 200, 200, 200, 422, 422]  # every valid answer checked against the schema
