@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import platform
 import sys
 import types
 import typing
+from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -157,3 +159,14 @@ def dump_config(config: Any, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False), encoding="utf-8")
+
+
+def library_versions(packages: typing.Iterable[str]) -> dict[str, str]:
+    """Python, the machine and the installed version of each package, recorded with every output."""
+    out = {"python": platform.python_version(), "machine": platform.machine()}
+    for pkg in packages:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out

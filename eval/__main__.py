@@ -12,14 +12,12 @@ config.yaml and cache/ (per-example answers; a rerun of the same name resumes fr
 from __future__ import annotations
 
 import json
-import platform
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from data.settings import ConfigError, dump_config, parse_config
+from data.settings import ConfigError, dump_config, library_versions, parse_config
 from eval.config import EvalConfig, HumanScoreConfig, HumanSheetConfig
 
 SUBCOMMANDS = ("human-sheet", "human-score")
@@ -45,13 +43,7 @@ def parse_args(argv: list[str] | None) -> Any:
 
 def versions() -> dict[str, str]:
     """Python, the machine and the versions of the libraries the scores depend on."""
-    out = {"python": platform.python_version(), "machine": platform.machine()}
-    for pkg in PACKAGES:
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
+    return library_versions(PACKAGES)
 
 
 def plan(config: EvalConfig) -> list[tuple[str, str, tuple[str, ...]]]:

@@ -8,14 +8,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from data.settings import ConfigError, dump_config, parse_config
+from data.settings import ConfigError, dump_config, library_versions, parse_config
 from export import ExportError, gguf_path
 from export.config import ExportConfig
 
@@ -30,13 +28,7 @@ def step(n: int, text: str) -> None:
 
 def versions() -> dict[str, str]:
     """Versions of the libraries an export depends on, plus Python and the machine."""
-    out = {"python": platform.python_version(), "machine": platform.machine()}
-    for pkg in PACKAGES:
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
+    return library_versions(PACKAGES)
 
 
 def trained_system_prompt(train: dict[str, Any]) -> str:

@@ -55,3 +55,11 @@ def test_resolved_config_round_trips(tmp_path):
     config = Demo(steps=3)
     dump_config(config, tmp_path / "config.yaml")
     assert parse_config(Demo, ["--config", str(tmp_path / "config.yaml")]) == config
+
+
+def test_library_versions_name_python_and_each_package():
+    from data.settings import library_versions
+
+    out = library_versions(["pyyaml", "no-such-package-xyz"])
+    assert out["python"].count(".") == 2 and out["machine"]
+    assert out["pyyaml"][0].isdigit() and out["no-such-package-xyz"] == "not installed"

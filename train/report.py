@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import platform
-from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from data.settings import library_versions
 
 PACKAGES = (
     "unsloth",
@@ -23,13 +23,7 @@ PACKAGES = (
 
 def versions() -> dict[str, str]:
     """Versions of the libraries a training run depends on, plus Python and the machine."""
-    out = {"python": platform.python_version(), "machine": platform.machine()}
-    for pkg in PACKAGES:
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
+    return library_versions(PACKAGES)
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
