@@ -43,6 +43,8 @@ def embedded_smollm2(cache: Path = BASE_CACHE) -> Path:
 
     loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     tokenizer = load_gguf_tokenizer(gguf)
+    # A fresh config, not loaded.config: that one carries a GGUF quantization_config, and a
+    # folder saved with it would reload as GGUF-quantized.
     config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
