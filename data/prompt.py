@@ -6,26 +6,22 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from data.schema import context_fields, is_refusal, load_schema, output_summary
+from data.schema import context_fields, is_refusal, output_summary
 
 AssistantFormat = Literal["json", "numbered"]
 
 _RULES = (
-    "Rules: each step is one action in the imperative mood; quote UI labels exactly as the app "
-    "shows them; start from the user's current screen when one is given; answer in the language "
-    "of the intent; never invent apps or screens the context does not imply. Refuse unsafe "
-    "requests ({categories}) with the refusal shape."
+    "One imperative action per step, from the current screen; quote UI labels exactly; answer in the "
+    "intent's language; never invent apps or screens; refuse unsafe requests."
 )
 
 
 def system_prompt() -> str:
     """The system message: the output contract, derived from data/schema.json, plus the style rules."""
-    categories = load_schema()["$defs"]["refusal"]["properties"]["category"]["enum"]
-    readable = ", ".join(c.replace("_", " ") for c in categories if c != "other_harm")
     return (
-        "You are stepsmith. Turn the user's intent and context into a procedure.\n"
-        "Reply with one JSON object and nothing else, in one of these shapes:\n"
-        f"{output_summary()}\n{_RULES.format(categories=readable)}"
+        "You are stepsmith. Turn the intent and context into a procedure. "
+        "Reply with one JSON object and nothing else:\n"
+        f"{output_summary()}\n{_RULES}"
     )
 
 

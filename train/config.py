@@ -53,6 +53,9 @@ class TrainConfig:
     packing: bool = option(
         False, "pack short examples into full sequences (CUDA only; Unsloth turns it off on CPU)"
     )
+    group_by_length: bool = option(
+        True, "batch examples of similar length together, so less compute goes to padding"
+    )
     gradient_checkpointing: str = option("unsloth", "'unsloth' (offloaded on CUDA), 'true', or 'false'")
     # Evaluation and stopping
     eval_steps: int = option(25, "evaluate on the validation split (and checkpoint) every N optimizer steps")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,11 @@ def load_model(config: TrainConfig, base: str) -> tuple[Any, Any]:
     from unsloth import FastLanguageModel
 
     gc = _gradient_checkpointing(config.gradient_checkpointing)
+    extra = {}
+    if "LOCAL_RANK" in os.environ:
+        # Data parallel under `accelerate launch` / torchrun: each process holds a whole copy of
+        # the model on its own GPU (Unsloth's documented multi-GPU route).
+        extra["device_map"] = {"": int(os.environ["LOCAL_RANK"])}
     try:
         model, tokenizer = FastLanguageModel.from_pretrained(
             model_name=base,
@@ -51,6 +57,7 @@ def load_model(config: TrainConfig, base: str) -> tuple[Any, Any]:
             dtype=None,  # bf16 where the GPU has it, else fp16 on CUDA and fp32 on CPU
             load_in_4bit=config.load_in_4bit,
             use_gradient_checkpointing=gc,
+            **extra,
         )
     except OSError as e:
         raise TrainError(
@@ -179,6 +186,7 @@ def sft_config(config: TrainConfig, run_dir: Path, has_val: bool) -> Any:
         greater_is_better=False if evaluate else None,
         max_length=config.max_seq_length,
         packing=config.packing,
+        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
         remove_unused_columns=False,  # keep `weight` for the collator
         bf16=bf16,
         fp16=on_cuda and not bf16,
@@ -187,6 +195,9 @@ def sft_config(config: TrainConfig, run_dir: Path, has_val: bool) -> Any:
         report_to="none",
         disable_tqdm=False,
         dataloader_num_workers=0,
+        # Under DDP every LoRA parameter gets a gradient on every step; skipping the search for
+        # unused ones saves a pass and avoids a clash with gradient checkpointing.
+        ddp_find_unused_parameters=False,
     )
 
 
