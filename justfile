@@ -34,15 +34,9 @@ setup:
     echo "$want" > "$stamp"
     echo "setup: done"
 
-# The main job, end to end on the embedded default (CPU): runs every stage that exists, in order.
-demo: setup
-    #!/usr/bin/env bash
-    set -euo pipefail
-    just data
-    for stage in train export eval serve; do
-        pkg="$stage"; [ "$stage" = serve ] && pkg=run
-        if [ -f "$pkg/__main__.py" ]; then just "$stage"; else echo "demo: skipping $stage: the $pkg/ stage is not built yet"; fi
-    done
+# The main job on the embedded default: data -> train -> export -> eval -> serve (~25 min on 2 cores); reruns skip unchanged stages.
+demo *args: setup
+    {{py}} -m run.pipeline {{args}}
 
 # Run the whole test suite (fast and model tiers; GPU tests skip without CUDA).
 test *args: setup
@@ -90,8 +84,8 @@ serve *args: setup
 eval *args: setup
     {{py}} -m eval {{args}}
 
-# Every benchmark in turn (trainer, export, serving); each writes its figures to docs/benchmarks.md.
-bench: bench-train bench-export bench-serve
+# Every benchmark in turn (trainer, export, serving, eval table); each writes its figures to docs/benchmarks.md.
+bench: bench-train bench-export bench-serve bench-eval
 
 # GGUF conversion and quantization times, sizes, and llama.cpp vs transformers decoding (needs `just export` first).
 bench-export *args: setup
@@ -100,3 +94,7 @@ bench-export *args: setup
 # Serving: grammar overhead, end-to-end latency, API throughput under a bounded load on 127.0.0.1.
 bench-serve *args: setup
     {{py}} -m run.bench {{args}}
+
+# The headline eval table of the last `just demo` (outputs/eval/smollm2-135m-cpu) into docs/benchmarks.md.
+bench-eval *args: setup
+    {{py}} -m eval.bench {{args}}
