@@ -154,6 +154,7 @@ def evaluate(config: EvalConfig, command: str = "python -m eval") -> Path:
         print("eval: BERTScore and constraint satisfaction (MiniLM, CPU)", file=sys.stderr)
         harness.add_semantic(rows, by_id)
     extra = {
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
         "name": name,
         "command": command,
         "from_cache": reused,

@@ -1,0 +1,92 @@
+"""Eval benchmark section: the headline table of an eval report, into docs/benchmarks.md.
+
+    python -m eval.bench [--name smollm2-135m-cpu]
+
+It reads outputs/eval/<name>/metrics.json (written by `just demo` or `just eval`) and says
+whether the system under test beats the zero-shot base on step F1 and ROUGE-L with
+non-overlapping 95% confidence intervals.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from data.settings import ConfigError, option, parse_config
+
+# The criterion the default run is held to: beat zero-shot on these with disjoint CIs.
+VERSUS = ("step_f1", "rouge_l")
+
+
+@dataclass
+class EvalBenchConfig:
+    """Settings of `python -m eval.bench`."""
+
+    name: str = option("smollm2-135m-cpu", "eval report to record: outputs/eval/<name>/metrics.json")
+    out_root: str = option("outputs/eval", "folder that holds one subfolder per report")
+    baseline: str = option("base", "system the system under test is compared with")
+    doc: str = option("docs/benchmarks.md", "benchmarks page to update")
+
+
+def verdict(metrics: dict[str, Any], baseline: str) -> list[str]:
+    """One line per VERSUS metric: the two CIs and whether they are disjoint in the system's favour."""
+    first = metrics["setting"]["system_under_test"]
+    if baseline not in metrics["overall"]:
+        raise ConfigError(f"the report has no system {baseline!r}; it has {', '.join(metrics['overall'])}")
+    lines = []
+    for key in VERSUS:
+        mine, theirs = metrics["overall"][first][key], metrics["overall"][baseline][key]
+        beats = mine["lo"] is not None and theirs["hi"] is not None and mine["lo"] > theirs["hi"]
+        word = "beats" if beats else "does not clearly beat"
+        lines.append(
+            f"- {key}: `{first}` {mine['mean']:.3f} [{mine['lo']:.3f}, {mine['hi']:.3f}] {word} "
+            f"`{baseline}` {theirs['mean']:.3f} [{theirs['lo']:.3f}, {theirs['hi']:.3f}]"
+            + (" (the 95% CIs do not overlap)" if beats else " (the 95% CIs overlap)")
+        )
+    return lines
+
+
+def section(metrics: dict[str, Any], baseline: str) -> str:
+    """The markdown section: date, machine, command, the headline table and the verdict."""
+    from eval.report import headline_table
+    from train.bench import machine
+
+    setting = metrics["setting"]
+    return "\n".join(
+        [
+            "## Evaluation: the headline table",
+            "",
+            f"{setting.get('date', 'date not recorded')}, {machine()}; `{setting['command']}` "
+            f"({setting['wall_s']:.0f} s for generation and scoring, answers from the cache: "
+            f"{setting.get('from_cache') or 'none'}).",
+            "",
+            headline_table(metrics),
+            "",
+            *verdict(metrics, baseline),
+        ]
+    )
+
+
+def main(config: EvalBenchConfig) -> int:
+    """Write the section and print it."""
+    from train.bench import write_section
+
+    path = Path(config.out_root) / config.name / "metrics.json"
+    if not path.is_file():
+        raise ConfigError(f"{path} not found: run `just demo` or `just eval --name {config.name}` first")
+    body = section(json.loads(path.read_text(encoding="utf-8")), config.baseline)
+    write_section(Path(config.doc), "eval", body)
+    print(body)
+    print(f"eval.bench: wrote the eval section of {config.doc}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(parse_config(EvalBenchConfig, None)))
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

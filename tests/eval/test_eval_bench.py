@@ -1,0 +1,33 @@
+"""The eval section of docs/benchmarks.md: the verdict on fine-tuned vs zero-shot CIs."""
+
+import pytest
+
+from data.settings import ConfigError
+from eval.bench import verdict
+
+
+def _metrics(tuned: tuple, base: tuple) -> dict:
+    def ci(mean, lo, hi):
+        return {"mean": mean, "lo": lo, "hi": hi}
+
+    return {
+        "setting": {"system_under_test": "tuned"},
+        "overall": {
+            "tuned": {"step_f1": ci(*tuned), "rouge_l": ci(*tuned)},
+            "base": {"step_f1": ci(*base), "rouge_l": ci(*base)},
+        },
+    }
+
+
+def test_disjoint_intervals_beat_and_overlapping_ones_do_not():
+    clear = verdict(_metrics((0.40, 0.30, 0.50), (0.05, 0.00, 0.10)), "base")
+    assert len(clear) == 2 and all("beats `base`" in line and "do not overlap" in line for line in clear)
+    close = verdict(_metrics((0.40, 0.30, 0.50), (0.35, 0.25, 0.45)), "base")
+    assert all("does not clearly beat" in line and "overlap)" in line for line in close)
+    worse = verdict(_metrics((0.05, 0.00, 0.10), (0.40, 0.30, 0.50)), "base")
+    assert all("does not clearly beat" in line for line in worse)
+
+
+def test_a_missing_baseline_is_named():
+    with pytest.raises(ConfigError, match="no system 'zero'; it has tuned, base"):
+        verdict(_metrics((0.4, 0.3, 0.5), (0.1, 0.0, 0.2)), "zero")
