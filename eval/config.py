@@ -33,6 +33,7 @@ class EvalConfig:
     # a smaller one also shrinks the longest step the grammar admits (at 512, two steps of 20
     # characters), so only a budget as large as serving's measures what serving answers.
     max_tokens: int = option(0, "token budget per draft for model systems; 0 keeps serving's (7168)")
+    repeat_penalty: float = option(0.0, "llama.cpp repetition penalty for model systems; 0 keeps serving's")
     selfcheck_rounds: int = option(2, "K: self-check revisions after the first draft (serving's default)")
     threads: int = option(0, "CPU threads for llama.cpp; 0 means all cores")
     # 0 keeps serving's 120 s: without the grammar a model that never writes end-of-sequence would
@@ -59,6 +60,8 @@ class EvalConfig:
             settings["max_tokens"] = self.max_tokens
         if self.timeout_s:
             settings["timeout_s"] = self.timeout_s
+        if self.repeat_penalty:
+            settings["repeat_penalty"] = self.repeat_penalty
         return settings
 
 
