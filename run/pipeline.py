@@ -27,7 +27,7 @@ from data.settings import ConfigError, load_yaml, option, parse_config
 STAGES = ("data", "train", "export", "eval")
 # First-run estimates on 2 CPU cores (measured, see docs/benchmarks.md), used for the overall
 # ETA until this machine has timed each stage itself.
-ESTIMATE_S = {"data": 25, "train": 1080, "export": 50, "eval": 330, "serve": 20}
+ESTIMATE_S = {"data": 25, "train": 700, "export": 50, "eval": 300, "serve": 20}
 # What a rerun of an interrupted stage keeps (its inputs unchanged).
 RESUME_NOTE = {
     "train": ", from its last checkpoint",
