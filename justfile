@@ -68,6 +68,10 @@ train *args: setup
 bench-train *args: setup
     {{py}} -m train.bench {{args}}
 
+# GPU tier: Unsloth QLoRA vs plain HF + PEFT (bitsandbytes) on a random Llama-3.1-8B-shaped model; needs CUDA.
+bench-train-gpu *args: setup
+    {{py}} -m train.bench_gpu {{args}}
+
 # Merge, convert to GGUF, quantize and verify, offline (default: outputs/smollm2-135m-cpu).
 export *args: setup
     {{py}} -m export {{args}}
