@@ -29,6 +29,9 @@ class EvalBenchConfig:
     out_root: str = option("outputs/eval", "folder that holds one subfolder per report")
     baseline: str = option("base", "system the system under test is compared with")
     doc: str = option("docs/benchmarks.md", "benchmarks page to update")
+    stamps: str = option(
+        "outputs/.pipeline/stamps.json", "stage times of the last `just demo`, recorded beside the table"
+    )
 
 
 def verdict(metrics: dict[str, Any], baseline: str) -> list[str]:
@@ -49,7 +52,18 @@ def verdict(metrics: dict[str, Any], baseline: str) -> list[str]:
     return lines
 
 
-def section(metrics: dict[str, Any], baseline: str) -> str:
+def stage_times(stamps: dict[str, Any]) -> str:
+    """One line of the main job's stage durations, from run/pipeline.py's stamps."""
+    done = {k: v["seconds"] for k, v in stamps.items() if v.get("state") == "done" and v.get("seconds")}
+    if not done:
+        return ""
+    parts = ", ".join(f"{k} {v:.0f} s" for k, v in done.items())
+    return (
+        f"Stage times of the `just demo` that produced it: {parts}; {sum(done.values()) / 60:.1f} min in all."
+    )
+
+
+def section(metrics: dict[str, Any], baseline: str, stamps: dict[str, Any] | None = None) -> str:
     """The markdown section: date, machine, command, the headline table and the verdict."""
     from eval.report import headline_table
     from train.bench import machine
@@ -66,6 +80,7 @@ def section(metrics: dict[str, Any], baseline: str) -> str:
             headline_table(metrics),
             "",
             *verdict(metrics, baseline),
+            *(["", stage_times(stamps)] if stamps and stage_times(stamps) else []),
         ]
     )
 
@@ -77,7 +92,9 @@ def main(config: EvalBenchConfig) -> int:
     path = Path(config.out_root) / config.name / "metrics.json"
     if not path.is_file():
         raise ConfigError(f"{path} not found: run `just demo` or `just eval --name {config.name}` first")
-    body = section(json.loads(path.read_text(encoding="utf-8")), config.baseline)
+    stamps_path = Path(config.stamps)
+    stamps = json.loads(stamps_path.read_text(encoding="utf-8")) if stamps_path.is_file() else None
+    body = section(json.loads(path.read_text(encoding="utf-8")), config.baseline, stamps)
     write_section(Path(config.doc), "eval", body)
     print(body)
     print(f"eval.bench: wrote the eval section of {config.doc}")

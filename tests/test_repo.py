@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -13,8 +14,25 @@ import pytest
 RECIPES = {"setup", "demo", "test", "lint", "data", "train", "export", "serve", "eval", "bench"}
 
 
+def _fenced(root) -> list[tuple[str, str]]:
+    """(language, body) of every fenced block in the README, indented fences included."""
+    blocks, lang, body = [], None, []
+    for line in (root / "README.md").read_text().splitlines():
+        fence = re.fullmatch(r"\s*```(\w*)\s*", line)
+        if fence and lang is None:
+            lang, body = fence.group(1), []
+        elif fence:
+            blocks.append((lang, "\n".join(body) + "\n"))
+            lang = None
+        elif lang is not None:
+            body.append(line)
+    assert lang is None, "README.md has an unclosed code fence"
+    return blocks
+
+
 def _readme_blocks(root) -> list[str]:
-    return re.findall(r"```(?:bash|sh)?\n(.*?)```", (root / "README.md").read_text(), re.S)
+    """The shell blocks of the README (fenced as bash, sh or nothing)."""
+    return [body for lang, body in _fenced(root) if lang in ("bash", "sh", "")]
 
 
 def test_readme_starts_with_the_two_commands(root):
@@ -49,3 +67,50 @@ def test_every_just_recipe_in_the_readme_exists(root):
     names = set(listing.split())
     used = set(re.findall(r"\bjust ([a-z][\w-]*)", (root / "README.md").read_text()))
     assert used <= names, used - names
+
+
+def _readme_commands(root) -> list[tuple[str, str]]:
+    """(module, rest of the line) of every `python -m MODULE ...` in the README's shell blocks."""
+    text = "\n".join(_readme_blocks(root)).replace("\\\n", " ")
+    return re.findall(r"python -m ([a-z][\w.]*)([^\n]*)", text)
+
+
+def test_every_python_command_in_the_readme_takes_the_flags_it_shows(root):
+    helps: dict[str, str] = {}
+    commands = _readme_commands(root)
+    assert {m for m, _ in commands} >= {"data", "train", "export", "run", "run.serve", "eval", "run.pipeline"}
+    for module, rest in commands:
+        if module not in helps:
+            out = subprocess.run(
+                [sys.executable, "-m", module, "--help"], cwd=root, capture_output=True, text=True
+            )
+            assert out.returncode == 0, f"python -m {module} --help: {out.stderr[-500:]}"
+            helps[module] = out.stdout
+        for flag in re.findall(r"(?<![\w-])--([a-z][\w-]*)", rest):
+            if flag != "help":
+                assert f"--{flag} " in helps[module], f"README: python -m {module} has no --{flag}"
+
+
+def _readme_python(root) -> list[str]:
+    return [body for lang, body in _fenced(root) if lang == "python"]
+
+
+@pytest.mark.model
+def test_readme_python_examples_run_and_answer_within_the_schema(root, monkeypatch, capsys):
+    from data.embedded import smollm2_gguf
+    from data.schema import validate_output
+
+    blocks = _readme_python(root)
+    assert len(blocks) == 2
+    monkeypatch.chdir(root)
+    # The examples load the default run's export; the shipped base GGUF stands in for it here.
+    exported = "outputs/smollm2-135m-cpu/smollm2-135m-cpu-q4_k_m.gguf"
+    assert all(exported in b for b in blocks)
+    engine_block, plain_block = (b.replace(exported, str(smollm2_gguf())) for b in blocks)
+    scope: dict = {}
+    exec(compile(engine_block, "README.md (engine example)", "exec"), scope)
+    assert scope["result"].ok or scope["result"].error
+    assert capsys.readouterr().out.strip()
+    exec(compile(plain_block, "README.md (llama-cpp-python example)", "exec"), {})
+    answer = json.loads(capsys.readouterr().out)
+    assert validate_output(answer) == []

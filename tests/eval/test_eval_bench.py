@@ -31,3 +31,17 @@ def test_disjoint_intervals_beat_and_overlapping_ones_do_not():
 def test_a_missing_baseline_is_named():
     with pytest.raises(ConfigError, match="no system 'zero'; it has tuned, base"):
         verdict(_metrics((0.4, 0.3, 0.5), (0.1, 0.0, 0.2)), "zero")
+
+
+def test_stage_times_sum_the_finished_stages_only():
+    from eval.bench import stage_times
+
+    stamps = {
+        "data": {"state": "done", "seconds": 24.4},
+        "train": {"state": "done", "seconds": 654.2},
+        "export": {"state": "started"},
+    }
+    assert stage_times(stamps) == (
+        "Stage times of the `just demo` that produced it: data 24 s, train 654 s; 11.3 min in all."
+    )
+    assert stage_times({"data": {"state": "started"}}) == ""
