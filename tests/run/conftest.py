@@ -11,10 +11,15 @@ TEST_MAX_TOKENS = 256
 
 @pytest.fixture(scope="session")
 def engine():
+    from data.embedded import smollm2_gguf
     from run.config import EngineConfig
     from run.engine import Engine
 
-    config = EngineConfig(max_tokens=TEST_MAX_TOKENS, selfcheck_rounds=1, timeout_s=600)
+    # Pinned: left empty, the model would be whatever `just export` last wrote in this checkout,
+    # so a clean clone and a working tree would test different models.
+    config = EngineConfig(
+        model=str(smollm2_gguf()), max_tokens=TEST_MAX_TOKENS, selfcheck_rounds=1, timeout_s=600
+    )
     engine = Engine(config)
     yield engine
     engine.close()

@@ -76,7 +76,9 @@ def test_typing_an_intent_shows_numbered_steps(url, browser):
     browser.get(url)
     wait = WebDriverWait(browser, 60)
     intent = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "#intent textarea")))
-    intent.send_keys("turn on dark mode")
+    # An intent the shipped base model answers with steps (it refuses some others, e.g. "turn on
+    # dark mode", as a security bypass); greedy decoding makes the answer repeatable.
+    intent.send_keys("change my wallpaper")
     browser.find_element(By.CSS_SELECTOR, "#platform textarea, #platform input").send_keys("android")
     browser.find_element(By.CSS_SELECTOR, "#submit").click()
     steps = browser.find_element(By.CSS_SELECTOR, "#steps textarea")

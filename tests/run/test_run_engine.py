@@ -155,7 +155,9 @@ class UnderReporting:
 
 @pytest.fixture(scope="module")
 def spare():
-    engine = Engine(EngineConfig(n_ctx=2048, max_tokens=256, selfcheck_rounds=0))
+    from data.embedded import smollm2_gguf
+
+    engine = Engine(EngineConfig(model=str(smollm2_gguf()), n_ctx=2048, max_tokens=256, selfcheck_rounds=0))
     yield engine
     engine.close()
 
