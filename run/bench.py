@@ -101,31 +101,23 @@ def _client(port: int, count: int, stop_at: float, log: list, lock: threading.Lo
 
 def load(engine: Any, clients: int, requests: int, max_tokens: int, seconds: float) -> dict[str, Any]:
     """Throughput of the real app on 127.0.0.1 under concurrent clients, with failed requests counted."""
-    import uvicorn
     from tqdm import tqdm
 
     from run.api import create_app
+    from run.serve import in_background
 
-    app = create_app(engine, ui=False, max_tokens=max_tokens)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
     log: list[tuple[bool, float]] = []
     lock = threading.Lock()
-    start = time.monotonic()
-    with tqdm(total=clients * requests, desc="bench: API load", unit="req", file=sys.stderr) as bar:
-        args = (port, requests, start + seconds, log, lock, bar)
-        workers = [threading.Thread(target=_client, args=args) for _ in range(clients)]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
-    wall = time.monotonic() - start
-    server.should_exit = True
-    thread.join(timeout=10)
+    with in_background(create_app(engine, ui=False, max_tokens=max_tokens)) as port:
+        start = time.monotonic()
+        with tqdm(total=clients * requests, desc="bench: API load", unit="req", file=sys.stderr) as bar:
+            args = (port, requests, start + seconds, log, lock, bar)
+            workers = [threading.Thread(target=_client, args=args) for _ in range(clients)]
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+        wall = time.monotonic() - start
     times = [t for _, t in log]
     return {
         "clients": clients,

@@ -6,7 +6,12 @@ python -m run.serve [--host 127.0.0.1] [--port 7860] [--model PATH] [--key value
 from __future__ import annotations
 
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from data.settings import ConfigError, option, parse_config
 from run.config import EngineConfig, engine_config
@@ -25,6 +30,23 @@ class ServeConfig(EngineConfig):
 def parse_args(argv: list[str] | None) -> ServeConfig:
     """The server config from defaults, `--config FILE` and `--key value` flags."""
     return parse_config(ServeConfig, argv)
+
+
+@contextmanager
+def in_background(app: Any) -> Iterator[int]:
+    """Serve `app` on 127.0.0.1 at a free port in a thread; yields the port, stops on exit."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    try:
+        yield server.servers[0].sockets[0].getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def main(config: ServeConfig) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from http.client import HTTPConnection
 
 import pytest
@@ -122,14 +121,8 @@ def test_the_gradio_page_is_served_at_the_root(client):
 
 
 def test_concurrent_http_requests_are_all_answered(app):
-    import uvicorn
+    from run.serve import in_background
 
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
     intents = ["mute a chat", "log out everywhere", "", "change my wallpaper", "   ", "turn on dark mode"]
     statuses: list[int] = []
     lock = threading.Lock()
@@ -146,14 +139,11 @@ def test_concurrent_http_requests_are_all_answered(app):
             statuses.append(response.status if valid else -1)
         conn.close()
 
-    try:
+    with in_background(app) as port:
         clients = [threading.Thread(target=call, args=(intent,)) for intent in intents]
         for c in clients:
             c.start()
         for c in clients:
             c.join()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
     # Four valid requests answered, the empty intents rejected; none lost, none crashed the server.
     assert sorted(statuses) == [200, 200, 200, 200, 422, 422]  # every valid answer checked against the schema

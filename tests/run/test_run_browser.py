@@ -9,8 +9,6 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-import threading
-import time
 
 import pytest
 
@@ -28,18 +26,11 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def url(engine):
-    import uvicorn
-
     from run.api import create_app
+    from run.serve import in_background
 
-    server = uvicorn.Server(uvicorn.Config(create_app(engine), host="127.0.0.1", port=0, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}/"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with in_background(create_app(engine)) as port:
+        yield f"http://127.0.0.1:{port}/"
 
 
 @pytest.fixture(scope="module")
