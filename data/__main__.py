@@ -20,7 +20,7 @@ from data.normalize import normalize_record
 from data.prompt import AssistantFormat, build_messages, chat_text, load_tokenizer
 from data.redact import redact_record
 from data.schema import validate_record
-from data.settings import ConfigError, dump_config, option, parse_config
+from data.settings import dump_config, option, parse_config, user_errors
 from data.split import domain_weights, language, primary_domain, stratified_split
 
 
@@ -224,8 +224,5 @@ def parse_args(argv: list[str] | None = None) -> DataConfig:
 
 
 if __name__ == "__main__":
-    try:
+    with user_errors(DataError):
         sys.exit(main(parse_args()))
-    except (ConfigError, DataError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)

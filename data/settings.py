@@ -7,6 +7,8 @@ import platform
 import sys
 import types
 import typing
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
@@ -73,6 +75,17 @@ def _check_keys(cls: type, keys: typing.Iterable[str], where: str) -> None:
     for key in keys:
         if key not in valid:
             raise ConfigError(f"{where}: unknown key {key!r}. Valid keys: {', '.join(valid)}")
+
+
+@contextmanager
+def user_errors(*kinds: type[Exception]) -> Iterator[None]:
+    """Every command's error contract: a ConfigError (or one of `kinds`) becomes one
+    `error: ...` line on stderr and exit code 2, never a traceback."""
+    try:
+        yield
+    except (ConfigError, *kinds) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

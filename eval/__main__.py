@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from data.settings import ConfigError, dump_config, library_versions, parse_config
+from data.settings import ConfigError, dump_config, library_versions, parse_config, user_errors
 from eval.config import EvalConfig, HumanScoreConfig, HumanSheetConfig
 
 SUBCOMMANDS = ("human-sheet", "human-score")
@@ -191,8 +191,5 @@ if __name__ == "__main__":
     from eval.references import EvalDataError
     from eval.systems import SpecError
 
-    try:
+    with user_errors(EvalDataError, SpecError, HumanKitError):
         sys.exit(main(parse_args(None), "python -m eval " + " ".join(sys.argv[1:])))
-    except (ConfigError, EvalDataError, SpecError, HumanKitError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)

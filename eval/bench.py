@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from data.settings import ConfigError, option, parse_config
+from data.settings import ConfigError, option, parse_config, user_errors
 
 # The criterion the default run is held to: beat zero-shot on these with disjoint CIs.
 VERSUS = ("step_f1", "rouge_l")
@@ -102,8 +102,5 @@ def main(config: EvalBenchConfig) -> int:
 
 
 if __name__ == "__main__":
-    try:
+    with user_errors():
         sys.exit(main(parse_config(EvalBenchConfig, None)))
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)

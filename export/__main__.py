@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from data.settings import ConfigError, dump_config, library_versions, parse_config
+from data.settings import dump_config, library_versions, parse_config, user_errors
 from export import ExportError, gguf_path
 from export.config import ExportConfig
 
@@ -191,8 +191,5 @@ def parse_args(argv: list[str] | None = None) -> ExportConfig:
 
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
+    with user_errors(ExportError):
         sys.exit(main(parse_args()))
-    except (ConfigError, ExportError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)

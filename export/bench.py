@@ -14,7 +14,7 @@ from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from data.settings import ConfigError, option, parse_config
+from data.settings import option, parse_config, user_errors
 from export import ExportError
 
 
@@ -204,11 +204,8 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    try:
+    with user_errors(ExportError):
         figures = run(parse_config(BenchConfig, sys.argv[1:]))
-    except (ConfigError, ExportError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
     from train.bench import write_section
 
     section = markdown(figures)

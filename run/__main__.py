@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from data.settings import ConfigError, option, parse_config
+from data.settings import ConfigError, option, parse_config, user_errors
 from run.config import EngineConfig, context_of, context_options, engine_config
 
 CliConfig = dataclasses.make_dataclass(
@@ -82,8 +82,5 @@ def main(config: CliConfig) -> int:
 
 
 if __name__ == "__main__":
-    try:
+    with user_errors():
         sys.exit(main(parse_args(None)))
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)

@@ -21,7 +21,7 @@ from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 
-from data.settings import ConfigError, dump_config, option, parse_config
+from data.settings import dump_config, option, parse_config, user_errors
 from run.config import EngineConfig, engine_config
 
 # The same prompts for every measurement: short and long, four languages, one with no context.
@@ -214,8 +214,5 @@ def main(config: BenchConfig) -> int:
 
 
 if __name__ == "__main__":
-    try:
+    with user_errors():
         sys.exit(main(parse_args(None)))
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)

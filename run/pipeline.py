@@ -22,7 +22,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from data.settings import ConfigError, load_yaml, option, parse_config
+from data.settings import ConfigError, load_yaml, option, parse_config, user_errors
 
 STAGES = ("data", "train", "export", "eval")
 # First-run estimates on 2 CPU cores (measured, see docs/benchmarks.md), used for the overall
@@ -310,8 +310,5 @@ def main(config: PipelineConfig) -> int:
 
 
 if __name__ == "__main__":
-    try:
+    with user_errors():
         sys.exit(main(parse_config(PipelineConfig, None)))
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from data.settings import ConfigError, option, parse_config
+from data.settings import option, parse_config, user_errors
 from run.config import EngineConfig, engine_config
 
 
@@ -66,8 +66,5 @@ def main(config: ServeConfig) -> int:
 
 
 if __name__ == "__main__":
-    try:
+    with user_errors():
         sys.exit(main(parse_args(None)))
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)

@@ -63,3 +63,18 @@ def test_library_versions_name_python_and_each_package():
     out = library_versions(["pyyaml", "no-such-package-xyz"])
     assert out["python"].count(".") == 2 and out["machine"]
     assert out["pyyaml"][0].isdigit() and out["no-such-package-xyz"] == "not installed"
+
+
+def test_user_errors_become_one_line_and_exit_code_2(capsys):
+    from data.settings import user_errors
+
+    class StageError(ValueError):
+        pass
+
+    for error in (ConfigError("bad key"), StageError("bad file")):
+        with pytest.raises(SystemExit) as stop, user_errors(StageError):
+            raise error
+        assert stop.value.code == 2
+        assert capsys.readouterr().err == f"error: {error}\n"
+    with pytest.raises(KeyError), user_errors(StageError):  # a bug keeps its traceback
+        raise KeyError("x")

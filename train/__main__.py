@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from data.settings import ConfigError, dump_config, parse_config
+from data.settings import dump_config, parse_config, user_errors
 from train.base import BaseModelError, resolve_base
 from train.config import TrainConfig
 from train.dataset import (
@@ -158,9 +158,6 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, str]:
 
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
+    with user_errors(TrainError, TrainDataError, BaseModelError):
         config, source = parse_args()
         sys.exit(main(config, source))
-    except (ConfigError, TrainError, TrainDataError, BaseModelError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
