@@ -69,6 +69,7 @@ def section(metrics: dict[str, Any], baseline: str, stamps: dict[str, Any] | Non
     from train.bench import machine
 
     setting = metrics["setting"]
+    times = stage_times(stamps) if stamps else ""
     return "\n".join(
         [
             "## Evaluation: the headline table",
@@ -80,7 +81,7 @@ def section(metrics: dict[str, Any], baseline: str, stamps: dict[str, Any] | Non
             headline_table(metrics),
             "",
             *verdict(metrics, baseline),
-            *(["", stage_times(stamps)] if stamps and stage_times(stamps) else []),
+            *(["", times] if times else []),
         ]
     )
 

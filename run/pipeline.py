@@ -71,9 +71,14 @@ class StageError(RuntimeError):
     """A stage exited non-zero or was interrupted."""
 
 
+def run_name(config: PipelineConfig) -> str:
+    """The run the training config names (its file name if it names none)."""
+    return str(load_yaml(config.train_config).get("run") or Path(config.train_config).stem)
+
+
 def stages(config: PipelineConfig) -> list[Stage]:
     """The four stamped stages of the run named in the training config."""
-    run = str(load_yaml(config.train_config).get("run") or Path(config.train_config).stem)
+    run = run_name(config)
     out = f"outputs/{run}"
     gguf = f"{out}/{run}-q4_k_m.gguf"
     processed = "data/processed"
@@ -277,7 +282,7 @@ def main(config: PipelineConfig) -> int:
     state_dir = Path(config.state_dir)
     stamps = Stamps(state_dir)
     plan = stages(config)
-    run = plan[-1].command[plan[-1].command.index("--name") + 1]
+    run = run_name(config)
     started = time.monotonic()
     finished: list[str] = []
     for i, stage in enumerate(plan, 1):

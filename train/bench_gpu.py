@@ -88,7 +88,7 @@ def _load_ours(model_dir: Path, seq_len: int):
     return load_model(config, str(model_dir))[0]
 
 
-def _load_plain(model_dir: Path, seq_len: int):
+def _load_plain(model_dir: Path):
     import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
@@ -126,7 +126,7 @@ def worker(name: str, steps: int, batch: int, seq_len: int, model_dir: Path) -> 
     from datasets import Dataset
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
-    model = _load_ours(model_dir, seq_len) if name == "ours" else _load_plain(model_dir, seq_len)
+    model = _load_ours(model_dir, seq_len) if name == "ours" else _load_plain(model_dir)
     stamps: list[float] = []
 
     class Clock(TrainerCallback):
