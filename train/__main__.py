@@ -91,6 +91,7 @@ def main(config: TrainConfig, source: str = "command line") -> int:
         load_model,
         run_training,
         sft_config,
+        shared_prefix_parts,
         weighted_trainer_class,
     )
 
@@ -122,6 +123,7 @@ def main(config: TrainConfig, source: str = "command line") -> int:
         data_collator=None if config.packing else WeightedCollator(tokenizer.pad_token_id),
         callbacks=callbacks,
     )
+    trainer.shared_prefix = shared_prefix_parts(config, model)
     result = run_training(trainer, config, run_dir)
     adapter = run_dir / "adapter"
     model.save_pretrained(str(adapter))

@@ -56,6 +56,11 @@ class TrainConfig:
     group_by_length: bool = option(
         True, "batch examples of similar length together, so less compute goes to padding"
     )
+    prefix_sharing: bool = option(
+        True,
+        "CPU backend: run the prompt prefix a batch's examples share once and the LM head on reply "
+        "tokens only (same loss and gradients as the stock step); false runs Unsloth's stock step",
+    )
     gradient_checkpointing: str = option("unsloth", "'unsloth' (offloaded on CUDA), 'true', or 'false'")
     # Evaluation and stopping
     eval_steps: int = option(25, "evaluate on the validation split (and checkpoint) every N optimizer steps")

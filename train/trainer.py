@@ -96,22 +96,59 @@ class WeightedCollator:
         return batch
 
 
+def shared_prefix_parts(config: TrainConfig, model: Any) -> tuple[Any, Any] | None:
+    """(decoder, LM head) for the shared-prefix loss (train/step.py), or None for the stock step.
+
+    Says which step runs and why, so a run's speed is never a surprise.
+    """
+    import torch
+
+    from train.step import decoder_and_head
+
+    if not config.prefix_sharing:
+        return None
+    if torch.cuda.is_available() or config.packing:
+        # On CUDA Unsloth swaps in its own fused attention and loss kernels; this step calls the
+        # stock modules and has not been measured there. Packed rows share no prefix.
+        print("train: prefix sharing is for the CPU backend without packing; using Unsloth's stock step")
+        return None
+    parts = decoder_and_head(model)
+    if parts is None:
+        print(
+            "train: this model or setting needs the stock step "
+            "(logit transforms, a trained LM head, or gradient checkpointing)"
+        )
+    else:
+        print(
+            "train: shared-prefix step: a batch's common prompt prefix runs once, "
+            "and logits only on reply tokens"
+        )
+    return parts
+
+
 def weighted_trainer_class() -> type:
     """SFTTrainer whose loss weights each example by its domain weight.
 
-    Built lazily: TRL must be imported after Unsloth, which patches it. Examples with weight 1
-    take the stock (Unsloth chunked cross-entropy) path unchanged; otherwise each example's
-    loss goes through the same path on its own rows, scaled by its weight.
+    Built lazily: TRL must be imported after Unsloth, which patches it. With `shared_prefix`
+    set (see shared_prefix_parts) a training batch goes through train/step.py, which weights
+    each token by its example's weight. Otherwise examples with weight 1 take the stock (Unsloth
+    chunked cross-entropy) path unchanged, and weighted examples go through the same path one
+    row at a time, each scaled by its weight.
     """
     from trl import SFTTrainer
 
+    from train.step import shared_prefix_loss
+
     class WeightedSFTTrainer(SFTTrainer):
         trained_tokens = 0
+        shared_prefix: tuple[Any, Any] | None = None
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             weights = inputs.pop("weight", None)
             if model.training and "attention_mask" in inputs:
                 self.trained_tokens += int(inputs["attention_mask"].sum())
+            if self.shared_prefix is not None and model.training and not return_outputs:
+                return self._shared_prefix_loss(inputs, weights, num_items_in_batch)
             if weights is None or bool((weights == 1).all()) or return_outputs:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             total = 0.0
@@ -127,6 +164,19 @@ def weighted_trainer_class() -> type:
             # With num_items_in_batch each per-row loss is already a share of the batch's token sum;
             # without it each is a per-row mean, so average the rows.
             return total if num_items_in_batch is not None else total / len(weights)
+
+        def _shared_prefix_loss(self, inputs, weights, num_items_in_batch):
+            # The stock Trainer's contract: with an accumulation-wide label count (and a model
+            # that takes it) the loss is a share of that sum and is not divided again by the
+            # accumulation steps; otherwise it is this batch's mean and the Trainer divides.
+            by_count = num_items_in_batch is not None and self.model_accepts_loss_kwargs
+            decoder, head = self.shared_prefix
+            loss, _ = shared_prefix_loss(
+                decoder, head, inputs, weights, num_items_in_batch if by_count else None
+            )
+            if by_count and self.args.average_tokens_across_devices:
+                loss = loss * self.accelerator.num_processes
+            return loss
 
     return WeightedSFTTrainer
 
@@ -187,6 +237,9 @@ def sft_config(config: TrainConfig, run_dir: Path, has_val: bool) -> Any:
         max_length=config.max_seq_length,
         packing=config.packing,
         train_sampling_strategy="group_by_length" if config.group_by_length else "random",
+        # Explicit, because TRL's own default is on: left unset, a "false" here still trained
+        # with checkpointing (recomputing every layer in the backward pass).
+        gradient_checkpointing=_gradient_checkpointing(config.gradient_checkpointing) is not False,
         remove_unused_columns=False,  # keep `weight` for the collator
         bf16=bf16,
         fp16=on_cuda and not bf16,

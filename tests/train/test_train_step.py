@@ -1,0 +1,195 @@
+"""The shared-prefix loss gives the stock step's loss and gradients, alone and inside a training run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from train.dataset import IGNORE
+from train.step import LinearCrossEntropy, shared_prefix_length
+
+
+def _tensors(rows: list[list[int]], first_labels: list[int], pad: int = 0):
+    width = max(map(len, rows))
+    ids = torch.full((len(rows), width), pad)
+    labels = torch.full((len(rows), width), IGNORE)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, (row, first) in enumerate(zip(rows, first_labels, strict=True)):
+        ids[i, : len(row)] = torch.tensor(row)
+        labels[i, first : len(row)] = torch.tensor(row[first:])
+        mask[i, : len(row)] = 1
+    return ids, labels, mask
+
+
+def test_prefix_ends_before_the_first_scored_prediction():
+    # Rows share 5 tokens, but row 1's reply starts at position 4: the prediction made at
+    # position 3 is scored, so the shared part must stop after position 2.
+    ids, labels, mask = _tensors([[1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 3, 4, 5, 9, 9]], [6, 4])
+    assert shared_prefix_length(ids, labels, mask) == 3
+
+
+def test_prefix_is_the_common_start_and_ignores_padding():
+    ids, labels, mask = _tensors([[1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 2, 3, 7, 7, 7, 7, 7]], [7, 7])
+    assert shared_prefix_length(ids, labels, mask) == 3
+    # Two identical rows, one padded: padding (id 0) must not count as shared.
+    ids, labels, mask = _tensors([[1, 1, 1, 1], [1, 1, 1, 1, 1, 1]], [3, 3], pad=1)
+    assert shared_prefix_length(ids, labels, mask) == 2
+    ids, labels, mask = _tensors([[5, 2], [6, 2]], [1, 1])
+    assert shared_prefix_length(ids, labels, mask) == 0
+
+
+def test_linear_cross_entropy_matches_float64_autograd():
+    torch.manual_seed(0)
+    rows, width, vocab = 2500, 32, 300  # more rows than one chunk, so the chunk seams are covered
+    hidden = torch.randn(rows, width, requires_grad=True)
+    weight = torch.randn(vocab, width) * 0.3
+    targets = torch.randint(0, vocab, (rows,))
+    scale = torch.rand(rows) / rows
+
+    loss = LinearCrossEntropy.apply(hidden, weight, targets, scale)
+    (loss * 3).backward()
+
+    ref_hidden = hidden.detach().double().requires_grad_()
+    per_token = torch.nn.functional.cross_entropy(ref_hidden @ weight.double().T, targets, reduction="none")
+    ref = (per_token * scale.double()).sum()
+    (ref * 3).backward()
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-5)
+    assert torch.allclose(hidden.grad.double(), ref_hidden.grad, rtol=1e-4, atol=1e-8)
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    from train.base import resolve_base
+    from train.config import TrainConfig
+    from train.trainer import load_model
+
+    model, tokenizer = load_model(TrainConfig(gradient_checkpointing="false"), resolve_base("smollm2"))
+    model.train()
+    return model, tokenizer
+
+
+@pytest.fixture(scope="module")
+def batch(smollm2, root, tmp_path_factory):
+    """Three real prepared examples of different lengths, padded as the trainer pads them."""
+    from data.__main__ import DataConfig
+    from data.__main__ import main as prepare
+    from train.dataset import Stats, build_split, read_messages
+    from train.trainer import WeightedCollator
+
+    _, tokenizer = smollm2
+    out = tmp_path_factory.mktemp("step-data")
+    sample = str(root / "data" / "sample_train.jsonl")
+    config = DataConfig(inputs=[sample], out_dir=str(out), tokenizer="none")
+    assert prepare(config) == 0
+    rows = read_messages(out / "train.messages.jsonl")[:3]
+    examples = build_split(tokenizer, rows, 512, {}, Stats())
+    collated = WeightedCollator(tokenizer.pad_token_id)(examples)
+    collated.pop("weight")
+    assert len({int(n) for n in collated["attention_mask"].sum(1)}) > 1  # padding is exercised
+    return collated
+
+
+def _grads(model) -> list[torch.Tensor]:
+    out = []
+    for p in model.parameters():
+        if p.requires_grad:
+            out.append(p.grad.detach().clone())
+            p.grad = None
+    return out
+
+
+def _close(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    # Float32 rounding differs between the two paths; 1e-3 of each tensor's norm is far below
+    # what a wrong mask, position or scale produces (those differ by tens of percent).
+    # LoRA A gradients are exactly zero while B is still zero: both paths must give zero there.
+    return max(float((x - y).norm() / y.norm().clamp_min(1e-30)) for x, y in zip(a, b, strict=True))
+
+
+@pytest.mark.model
+def test_loss_and_gradients_match_the_stock_forward(smollm2, batch):
+    from train.step import decoder_and_head, shared_prefix_loss
+
+    model, _ = smollm2
+    parts = decoder_and_head(model)
+    assert parts is not None
+    assert shared_prefix_length(batch["input_ids"], batch["labels"], batch["attention_mask"]) > 100
+
+    stock = model(**batch).loss
+    stock.backward()
+    expected = _grads(model)
+    ours, count = shared_prefix_loss(*parts, batch, None, None)
+    ours.backward()
+    assert count == int((batch["labels"][:, 1:] != IGNORE).sum())
+    assert ours.item() == pytest.approx(stock.item(), rel=1e-4)
+    assert _close(_grads(model), expected) < 1e-3
+
+
+@pytest.mark.model
+def test_row_weights_scale_each_examples_tokens(smollm2, batch):
+    from train.step import decoder_and_head, shared_prefix_loss
+
+    model, _ = smollm2
+    weights = torch.tensor([2.0, 0.5, 1.0])
+    total_labels = int((batch["labels"][:, 1:] != IGNORE).sum())
+    stock = 0.0
+    for i, weight in enumerate(weights.tolist()):
+        keep = batch["attention_mask"][i].bool()
+        row = {k: v[i : i + 1, keep] for k, v in batch.items()}
+        count = int((row["labels"][:, 1:] != IGNORE).sum())
+        stock = stock + weight * model(**row).loss * count / total_labels
+    stock.backward()
+    expected = _grads(model)
+    ours, _ = shared_prefix_loss(*decoder_and_head(model), batch, weights, None)
+    ours.backward()
+    assert ours.item() == pytest.approx(stock.item(), rel=1e-4)
+    assert _close(_grads(model), expected) < 1e-3
+
+
+@pytest.mark.model
+def test_a_training_run_is_the_same_with_and_without_prefix_sharing(root, tmp_path):
+    """Two optimizer steps, each accumulating two weighted batches: the same losses and adapter."""
+    from data.__main__ import DataConfig
+    from data.__main__ import main as prepare
+    from train.__main__ import main
+    from train.config import TrainConfig
+
+    prep = tmp_path / "prep"
+    sample = str(root / "data" / "sample_train.jsonl")
+    config = DataConfig(inputs=[sample], out_dir=str(prep), tokenizer="none")
+    assert prepare(config) == 0
+    weights = json.loads((prep / "domain_weights.json").read_text())
+    assert len(set(weights.values())) > 1  # domain loss weights are exercised
+    runs = {}
+    for sharing in (True, False):
+        run = f"sharing-{sharing}"
+        train = TrainConfig(
+            run=run,
+            data_dir=str(prep),
+            output_root=str(tmp_path),
+            per_device_batch_size=2,
+            gradient_accumulation=2,
+            max_steps=2,
+            limit=8,
+            learning_rate=2e-3,
+            warmup_ratio=0.0,
+            scheduler="constant",
+            logging_steps=1,
+            eval_steps=0,
+            early_stopping_patience=0,
+            domain_balance="loss",
+            group_by_length=False,
+            gradient_checkpointing="false",
+            max_seq_length=384,
+            prefix_sharing=sharing,
+        )
+        assert main(train) == 0
+        lines = (tmp_path / run / "metrics.jsonl").read_text().splitlines()
+        losses = [json.loads(x)["loss"] for x in lines if '"loss"' in x]
+        runs[sharing] = (losses, load_file(str(tmp_path / run / "adapter" / "adapter_model.safetensors")))
+    (loss_on, adapter_on), (loss_off, adapter_off) = runs[True], runs[False]
+    assert len(loss_on) == 2 and loss_on == pytest.approx(loss_off, rel=1e-3)
+    assert adapter_on.keys() == adapter_off.keys()
+    assert _close([adapter_on[k] for k in adapter_on], [adapter_off[k] for k in adapter_on]) < 1e-3
