@@ -13,15 +13,32 @@ default:
 setup:
     #!/usr/bin/env bash
     set -euo pipefail
-    want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+    # llama.cpp builds for the build machine's CPU by default (-march=native). On a virtual
+    # machine whose CPU lists AMX and AVX-512, such a build died with SIGILL in its first decode;
+    # pip's wheel cache can also hand a build made on one CPU to another. So llama-cpp-python is
+    # built from source, never from the cache, for the portable x86-64 AVX2/FMA/F16C baseline
+    # (or the plain Arm target). CMAKE_ARGS builds it otherwise and is remembered, e.g.
+    # CMAKE_ARGS="-DGGML_CUDA=on" just setup for llama.cpp on the GPU.
+    want="$( (cat pyproject.toml; echo "llama-cpp-python: portable build") | sha256sum | cut -d' ' -f1)"
     stamp="{{venv}}/.stepsmith-setup"
-    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -z "${CMAKE_ARGS:-}" ]; then
         echo "setup: {{venv}} is up to date with pyproject.toml"; exit 0
     fi
     [ -x "{{py}}" ] || python3 -m venv "{{venv}}"
     "{{py}}" -m pip install --quiet --upgrade pip
-    echo "setup: installing stepsmith and its dependencies into {{venv}} (first run builds llama-cpp-python)"
-    CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" "{{py}}" -m pip install --progress-bar off -e '.[dev]'
+    llama="$(grep -o '"llama-cpp-python[^"]*"' pyproject.toml | tr -d '"')"
+    llama_stamp="{{venv}}/.stepsmith-llama"
+    built="$(cat "$llama_stamp" 2>/dev/null || true)"  # "<requirement> <cmake args>"
+    llama_cmake="${CMAKE_ARGS:-${built#* }}"
+    llama_cmake="${llama_cmake:--DGGML_NATIVE=OFF}"
+    if [ "$built" != "$llama $llama_cmake" ]; then
+        echo "setup: building $llama from source ($llama_cmake; about 6 min on 2 cores)"
+        CMAKE_ARGS="$llama_cmake" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" "{{py}}" -m pip install \
+            --progress-bar off --no-cache-dir --force-reinstall --no-deps --no-binary llama-cpp-python "$llama"
+        echo "$llama $llama_cmake" > "$llama_stamp"
+    fi
+    echo "setup: installing stepsmith and its dependencies into {{venv}}"
+    "{{py}}" -m pip install --progress-bar off -e '.[dev]'
     # The browser test drives Debian's headless Chromium; without it that one test skips.
     if ! command -v chromedriver >/dev/null; then
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
