@@ -134,6 +134,7 @@ def main(config: TrainConfig, source: str = "command line") -> int:
         **result,
         "base_model": config.base_model,
         "base_model_path": base,
+        "dtype": str(model.dtype).removeprefix("torch."),
         "examples": stats.read,
         "truncated": stats.truncated,
         "dropped_fully_truncated": stats.dropped_fully_truncated,

@@ -1,10 +1,14 @@
 """Trainer benchmark: our Unsloth trainer against plain TRL + PEFT (fp32), same model, data and steps.
 
-    python -m train.bench [--steps 12] [--batch 4] [--out docs/benchmarks.md]
+    python -m train.bench [--steps 12] [--batch 4] [--repeats 2] [--out docs/benchmarks.md]
 
-Three runs: our trainer as shipped (shared-prefix step), our trainer with Unsloth's stock step
-(prefix_sharing false, which isolates what train/step.py adds), and plain TRL. Each runs in its
-own process: Unsloth patches TRL on import, and peak RSS is per process.
+Runs, each in its own process (Unsloth patches TRL on import, and peak RSS is per process):
+our trainer as shipped (Unsloth's dtype pick, shared-prefix step); the same in float32 where
+Unsloth picked another dtype (isolates precision); our trainer with Unsloth's stock step
+(prefix_sharing false, isolates what train/step.py adds); and plain TRL + PEFT in float32.
+With --repeats N every worker runs N times, in reversed order on every other round, so slow
+drift of the machine's speed hits all of them alike; each round gives its own ratio, and the
+table reports medians.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -22,7 +27,7 @@ from pathlib import Path
 
 BENCH_ROOT = Path("outputs/bench-train")
 MARK = "train"
-WORKERS = ("ours", "ours-stock", "trl")
+WORKERS = ("ours", "ours-fp32", "ours-stock", "trl")
 
 
 def machine() -> str:
@@ -60,15 +65,15 @@ def _data_dir() -> Path:
     return out
 
 
-def _worker_ours(steps: int, batch: int, data_dir: Path, prefix_sharing: bool = True) -> dict:
+def _worker_ours(steps: int, batch: int, data_dir: Path, name: str) -> dict:
     from train.__main__ import main
     from train.config import TrainConfig
 
-    name = "ours" if prefix_sharing else "ours-stock"
     run = BENCH_ROOT / name
     config = TrainConfig(
         run=name,
-        prefix_sharing=prefix_sharing,
+        prefix_sharing=name != "ours-stock",
+        dtype="float32" if name == "ours-fp32" else "auto",
         output_root=str(BENCH_ROOT),
         data_dir=str(data_dir),
         max_steps=steps,
@@ -97,6 +102,7 @@ def _worker_ours(steps: int, batch: int, data_dir: Path, prefix_sharing: bool = 
         "final_loss": losses[-1],
         "wall_time_s": summary["wall_time_s"],
         "tokens": summary["trained_tokens"],
+        "dtype": summary["dtype"],
     }
 
 
@@ -177,73 +183,107 @@ def _worker_trl(steps: int, batch: int, data_dir: Path) -> dict:
         "final_loss": losses[-1],
         "wall_time_s": round(wall, 1),
         "tokens": counted["tokens"],
+        "dtype": str(model.dtype).removeprefix("torch."),
     }
 
 
-def run(steps: int, batch: int) -> dict:
-    """Both trainers, each in a fresh process; returns their figures and the speed ratio."""
+def _run_worker(name: str, steps: int, batch: int, data_dir: Path) -> dict:
+    out = BENCH_ROOT / f"{name}.json"
+    cmd = [sys.executable, "-m", "train.bench", "--worker", name, "--steps", str(steps)]
+    cmd += ["--batch", str(batch), "--data-dir", str(data_dir), "--result", str(out)]
+    subprocess.run(cmd, check=True)
+    return json.loads(out.read_text())
+
+
+def run(steps: int, batch: int, repeats: int) -> dict[str, list[dict]]:
+    """Every worker `repeats` times, each in a fresh process: {worker: [result per round]}."""
     data_dir = _data_dir()
-    results = {}
-    for name in WORKERS:
-        print(f"bench-train: {name} ({steps} steps x {batch} examples)", flush=True)
-        out = BENCH_ROOT / f"{name}.json"
-        cmd = [
-            sys.executable,
-            "-m",
-            "train.bench",
-            "--worker",
-            name,
-            "--steps",
-            str(steps),
-            "--batch",
-            str(batch),
-            "--data-dir",
-            str(data_dir),
-            "--result",
-            str(out),
-        ]
-        subprocess.run(cmd, check=True)
-        results[name] = json.loads(out.read_text())
-    for name in ("ours", "ours-stock"):
-        results[f"speedup_{name}"] = round(results[name]["tokens_per_s"] / results["trl"]["tokens_per_s"], 2)
-    return results
+    rounds: dict[str, list[dict]] = {}
+    for k in range(repeats):
+        order = WORKERS if k % 2 == 0 else WORKERS[::-1]
+        for name in order:
+            shipped = rounds.get("ours", [{}])[-1].get("dtype")
+            if name == "ours-fp32" and shipped == "float32":
+                continue  # Unsloth already picked float32 here: the shipped run is this run
+            print(f"bench-train: round {k + 1}/{repeats}: {name}, {steps} steps x {batch}", flush=True)
+            rounds.setdefault(name, []).append(_run_worker(name, steps, batch, data_dir))
+    return rounds
 
 
-def markdown(results: dict, steps: int, batch: int, command: str) -> str:
+def summarize(rounds: dict[str, list[dict]]) -> dict:
+    """Median figures per worker, and each worker's tokens/s over plain TRL's, round by round."""
+    out: dict = {"rows": {}, "ratios": {}}
+    for name, results in rounds.items():
+        out["rows"][name] = {
+            "tokens_per_s": round(statistics.median(r["tokens_per_s"] for r in results), 1),
+            "peak_rss_mb": round(statistics.median(r["peak_rss_mb"] for r in results), 1),
+            "wall_time_s": round(statistics.median(r["wall_time_s"] for r in results), 1),
+            "final_loss": results[-1]["final_loss"],
+            "dtype": results[-1]["dtype"],
+            "rounds": len(results),
+        }
+        if name != "trl":
+            per_round = [
+                round(r["tokens_per_s"] / t["tokens_per_s"], 2)
+                for r, t in zip(results, rounds["trl"], strict=True)
+            ]
+            out["ratios"][name] = {"per_round": per_round, "median": round(statistics.median(per_round), 2)}
+    return out
+
+
+LABELS = {
+    "ours": "stepsmith trainer as shipped (Unsloth CPU backend, LoRA, shared-prefix step)",
+    "ours-fp32": "stepsmith trainer in float32 (`--dtype float32`)",
+    "ours-stock": "stepsmith trainer, Unsloth's stock step (`--prefix-sharing false`)",
+    "trl": "plain TRL SFTTrainer + PEFT, fp32 (model's own cross-entropy)",
+}
+
+
+def markdown(summary: dict, steps: int, batch: int, command: str) -> str:
     """The docs/benchmarks.md section."""
-    ours, stock, trl = results["ours"], results["ours-stock"], results["trl"]
-    rows = [
-        ("stepsmith trainer as shipped (Unsloth CPU backend, LoRA, shared-prefix step)", ours),
-        ("stepsmith trainer, Unsloth's stock step (`--prefix-sharing false`)", stock),
-        ("plain TRL SFTTrainer + PEFT, fp32 (model's own cross-entropy)", trl),
-    ]
+    rows, ratios = summary["rows"], summary["ratios"]
+    repeats = rows["trl"]["rounds"]
     lines = [
         "## Trainer: Unsloth vs plain TRL",
         "",
         f"Date: {datetime.date.today().isoformat()}. Machine: {machine()}. Command: `{command}`.",
         f"SmolLM2-135M-Instruct, LoRA r=16 on all projections, {steps} steps x {batch} examples of the "
         "prepared training split (the same examples and random batches, padding included, for "
-        "all three), max length 1024, fp32, no gradient "
-        "checkpointing, constant learning rate 1e-3. Tokens/s counts non-padding tokens. The baseline "
+        "every run), max length 1024, no gradient checkpointing, constant learning rate 1e-3. "
+        "Tokens/s counts non-padding tokens. Our trainer runs in the dtype Unsloth picks for the "
+        "machine (bfloat16 on a CPU with AMX or AVX512-BF16, else float32). The baseline "
         "turns off two TRL defaults (bf16 autocast, gradient checkpointing) that would slow it down "
         "further on a CPU without native bf16, and computes its loss with the model's own "
-        "cross-entropy, since TRL 1.15's fused LM head is a Triton kernel with no CPU driver.",
+        "cross-entropy, since TRL 1.15's fused LM head is a Triton kernel with no CPU driver. "
+        f"Each run went {repeats} time(s), in reversed order on every other round; figures are medians.",
         "",
-        "| trainer | tokens/s | peak RSS (MB) | final loss | wall (s) |",
-        "|---|---|---|---|---|",
+        "| trainer | dtype | tokens/s | x plain TRL (per round) | peak RSS (MB) | final loss | wall (s) |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for name, r in rows:
-        cells = [name, r["tokens_per_s"], r["peak_rss_mb"], f"{r['final_loss']:.3f}", r["wall_time_s"]]
+    for name in WORKERS:
+        if name not in rows:
+            continue
+        r = rows[name]
+        ratio = ratios.get(name)
+        speed = "1" if ratio is None else f"{ratio['median']} ({', '.join(map(str, ratio['per_round']))})"
+        cells = [LABELS[name], r["dtype"], r["tokens_per_s"], speed, r["peak_rss_mb"]]
+        cells += [f"{r['final_loss']:.3f}", r["wall_time_s"]]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    memory = ours["peak_rss_mb"] / trl["peak_rss_mb"]
+    memory = rows["ours"]["peak_rss_mb"] / rows["trl"]["peak_rss_mb"]
     lines += [
         "",
-        f"Same run: **{results['speedup_ours']}x** plain TRL's tokens/s, at **{memory:.2f}x** its peak "
-        f"RSS. With Unsloth's stock step our trainer runs at {results['speedup_ours-stock']}x; the "
-        "rest comes from the shared-prefix step (train/step.py): every example starts with the same "
-        "system prompt, which it runs once per batch, and it computes the LM head on reply tokens "
-        "only, with the same loss and gradients (tests/train/test_train_step.py).",
+        f"Median over the rounds: our trainer as shipped runs at **{ratios['ours']['median']}x** plain "
+        f"TRL's tokens/s, at **{memory:.2f}x** its peak RSS. With Unsloth's stock step it runs at "
+        f"{ratios['ours-stock']['median']}x; the difference is the shared-prefix step (train/step.py): "
+        "every example starts with the same system prompt, which it runs once per batch, and it "
+        "computes the LM head on reply tokens only, with the same loss and gradients "
+        "(tests/train/test_train_step.py).",
     ]
+    if "ours-fp32" in ratios:
+        lines[-1] += (
+            f" In float32 like the baseline it runs at {ratios['ours-fp32']['median']}x; the rest of "
+            f"the shipped figure is Unsloth's {rows['ours']['dtype']} pick for this CPU."
+        )
     return "\n".join(lines)
 
 
@@ -251,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=12, help="optimizer steps per trainer")
     parser.add_argument("--batch", type=int, default=4, help="examples per step")
+    parser.add_argument("--repeats", type=int, default=2, help="rounds of every run; ratios are medians")
     parser.add_argument("--out", default="docs/benchmarks.md", help="markdown file to update")
     parser.add_argument("--worker", choices=WORKERS, help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", help=argparse.SUPPRESS)
@@ -260,12 +301,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.worker == "trl":
             result = _worker_trl(args.steps, args.batch, Path(args.data_dir))
         else:
-            result = _worker_ours(args.steps, args.batch, Path(args.data_dir), args.worker == "ours")
+            result = _worker_ours(args.steps, args.batch, Path(args.data_dir), args.worker)
         Path(args.result).write_text(json.dumps(result))
         return 0
-    results = run(args.steps, args.batch)
+    if args.repeats < 1:
+        parser.error(f"--repeats {args.repeats}: needs at least 1 round")
+    summary = summarize(run(args.steps, args.batch, args.repeats))
+    (BENCH_ROOT / "summary.json").write_text(json.dumps(summary, indent=2))
     command = "python -m train.bench " + " ".join(argv if argv is not None else sys.argv[1:])
-    section = markdown(results, args.steps, args.batch, command.strip())
+    section = markdown(summary, args.steps, args.batch, command.strip())
     write_section(Path(args.out), MARK, section)
     print(section)
     return 0

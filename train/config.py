@@ -8,6 +8,7 @@ from typing import Literal
 from data.settings import option
 
 DomainBalance = Literal["loss", "sampling", "none"]
+Dtype = Literal["auto", "float32", "bfloat16", "float16"]
 
 
 @dataclass
@@ -24,6 +25,11 @@ class TrainConfig:
         "", "16-bit weights of the same model, for merging a 4-bit run at export; empty means base_model"
     )
     load_in_4bit: bool = option(False, "4-bit QLoRA (bitsandbytes, needs CUDA); false trains 16/32-bit LoRA")
+    dtype: Dtype = option(
+        "auto",
+        "compute dtype of the base weights: 'auto' is Unsloth's pick (bfloat16 where the GPU or CPU "
+        "has it in hardware, i.e. AMX/AVX512-BF16 on x86; else float16 on CUDA, float32 on CPU)",
+    )
     data_dir: str = option(
         "data/processed", "folder with train/val .messages.jsonl and domain_weights.json from `just data`"
     )

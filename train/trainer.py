@@ -40,8 +40,16 @@ def _gradient_checkpointing(value: str) -> Any:
     return {"unsloth": "unsloth", "true": True, "false": False}[value.lower()]
 
 
+# Unsloth writes the trainer modules it generates into ./unsloth_compiled_cache unless told
+# otherwise; they are build products, so they go with the other caches under outputs/.
+COMPILE_CACHE = Path("outputs/.cache/unsloth_compiled_cache")
+
+
 def load_model(config: TrainConfig, base: str) -> tuple[Any, Any]:
     """Unsloth FastLanguageModel with LoRA adapters on every target module."""
+    # Read once, when unsloth_zoo is first imported; a user's own setting wins.
+    os.environ.setdefault("UNSLOTH_COMPILE_LOCATION", str(COMPILE_CACHE.resolve()))
+    import torch
     from unsloth import FastLanguageModel
 
     gc = _gradient_checkpointing(config.gradient_checkpointing)
@@ -54,7 +62,7 @@ def load_model(config: TrainConfig, base: str) -> tuple[Any, Any]:
         model, tokenizer = FastLanguageModel.from_pretrained(
             model_name=base,
             max_seq_length=config.max_seq_length,
-            dtype=None,  # bf16 where the GPU has it, else fp16 on CUDA and fp32 on CPU
+            dtype=None if config.dtype == "auto" else getattr(torch, config.dtype),
             load_in_4bit=config.load_in_4bit,
             use_gradient_checkpointing=gc,
             **extra,
@@ -208,7 +216,10 @@ def sft_config(config: TrainConfig, run_dir: Path, has_val: bool) -> Any:
     from trl import SFTConfig
 
     on_cuda = torch.cuda.is_available()
-    bf16 = on_cuda and torch.cuda.is_bf16_supported()
+    # Mixed precision on CUDA follows the weights' dtype; on CPU Unsloth sets its own defaults.
+    auto_bf16 = on_cuda and torch.cuda.is_bf16_supported()
+    bf16 = on_cuda and (config.dtype == "bfloat16" or (config.dtype == "auto" and auto_bf16))
+    fp16 = on_cuda and (config.dtype == "float16" or (config.dtype == "auto" and not auto_bf16))
     evaluate = has_val and config.eval_steps > 0
     return SFTConfig(
         output_dir=str(run_dir / "checkpoints"),
@@ -242,7 +253,7 @@ def sft_config(config: TrainConfig, run_dir: Path, has_val: bool) -> Any:
         gradient_checkpointing=_gradient_checkpointing(config.gradient_checkpointing) is not False,
         remove_unused_columns=False,  # keep `weight` for the collator
         bf16=bf16,
-        fp16=on_cuda and not bf16,
+        fp16=fp16,
         # Unsloth's pick on CUDA (8-bit states); on CPU Unsloth swaps in fused torch AdamW.
         optim="adamw_8bit" if on_cuda else "adamw_torch_fused",
         report_to="none",
