@@ -38,13 +38,14 @@ def test_each_round_is_compared_with_the_baseline_of_the_same_round():
     table = markdown(summary, 8, 4, "python -m train.bench --steps 8")
     assert "| 2.0 (2.0, 2.0) |" in table
     assert "**2.0x** plain TRL's tokens/s, at **0.57x** its peak RSS" in table
-    assert "In float32 like the baseline it runs at 1.5x" in table
+    assert "it runs at 1.5x, so that step is worth 1.33x here" in table
+    assert "In float32, like the baseline, it runs at 1.5x: Unsloth's bfloat16 pick is worth 1.33x" in table
 
 
 def test_without_a_float32_row_the_table_says_nothing_of_one():
     rounds = {"ours": [_result(130, 5000)], "ours-stock": [_result(110, 7000)], "trl": [_result(100, 9000)]}
     table = markdown(summarize(rounds), 8, 4, "python -m train.bench --repeats 1")
-    assert "float32 like the baseline" not in table
+    assert "In float32" not in table
     assert "`--dtype float32`" not in table
     assert "**1.3x**" in table
 
