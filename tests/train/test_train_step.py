@@ -70,6 +70,7 @@ def smollm2():
     # pick on a CPU with AMX or AVX512-BF16) each path rounds differently, by ~1e-3 of the loss.
     config = TrainConfig(gradient_checkpointing="false", dtype="float32")
     model, tokenizer = load_model(config, resolve_base("smollm2"))
+    assert model.dtype == torch.float32  # the knob is honoured, whatever Unsloth would pick here
     model.train()
     return model, tokenizer
 
@@ -212,6 +213,7 @@ def test_bfloat16_step_stays_within_rounding_of_the_stock_forward(batch):
 
     config = TrainConfig(gradient_checkpointing="false", dtype="bfloat16")
     model, _ = load_model(config, resolve_base("smollm2"))
+    assert model.dtype == torch.bfloat16  # also on a CPU where Unsloth's own pick is float32
     model.train()
     stock = model(**batch).loss
     stock.backward()
