@@ -6,8 +6,9 @@ computes logits over the whole vocabulary at every position. This step instead
 
 1. runs the prefix that all rows of the batch share once, as a batch of one, keeping its keys and
    values in the model's own KV cache (with gradients);
-2. runs each row's remainder, unpadded, against that cache, with positions continuing after the
-   prefix, so no compute goes to padding either;
+2. runs the rows' remainders as one right-padded batch against that cache, with positions
+   continuing after the prefix. Under causal attention a real token never sees the padding after
+   it, and the padded positions' states are dropped, so padding changes no loss or gradient;
 3. computes the LM head and cross-entropy only where the shifted label is a reply token, in chunks,
    producing the gradient of the hidden states in the same pass (the logits are never kept).
 
@@ -76,24 +77,29 @@ def decoder_and_head(model: Any) -> tuple[Any, Any] | None:
 def row_hidden_states(decoder: Any, input_ids: Any, lengths: list[int], prefix: int) -> list[Any]:
     """Each row's last hidden states after `prefix`, unpadded; the shared prefix runs once.
 
-    Rows run one at a time against their own copy of the prefix cache (the tensors are shared,
-    not copied), so no compute goes to padding, and every row's gradient reaches the prefix.
+    The remainders run as one batch (one pass through the layers, not one per row; on a CPU
+    the per-op cost of a small model's many small matrices is a large share of a step). The
+    prefix's cached keys and values are broadcast to every row, so every row's gradient reaches
+    them. Positions past a row's length are padding; causal attention keeps them out of the
+    real tokens' states, and they are cut off here.
     """
     import torch
     from transformers import DynamicCache
 
-    cache = decoder(input_ids=input_ids[:1, :prefix], use_cache=True).past_key_values if prefix else None
-    out = []
-    for row, length in enumerate(lengths):
-        ids = input_ids[row : row + 1, prefix:length]
-        if cache is None:
-            out.append(decoder(input_ids=ids, use_cache=False).last_hidden_state[0])
-            continue
-        positions = torch.arange(prefix, length, device=ids.device).unsqueeze(0)
-        own = DynamicCache(ddp_cache_data=[(layer.keys, layer.values) for layer in cache.layers])
-        hidden = decoder(input_ids=ids, position_ids=positions, past_key_values=own, use_cache=False)
-        out.append(hidden.last_hidden_state[0])
-    return out
+    width = max(lengths)
+    ids = input_ids[:, prefix:width]
+    if not prefix:
+        states = decoder(input_ids=ids, use_cache=False).last_hidden_state
+        return [states[row, :length] for row, length in enumerate(lengths)]
+    cache = decoder(input_ids=input_ids[:1, :prefix], use_cache=True).past_key_values
+    rows = len(lengths)
+    shared = [
+        (layer.keys.expand(rows, -1, -1, -1), layer.values.expand(rows, -1, -1, -1)) for layer in cache.layers
+    ]
+    positions = torch.arange(prefix, width, device=ids.device).unsqueeze(0).expand(rows, -1)
+    own = DynamicCache(ddp_cache_data=shared)
+    states = decoder(input_ids=ids, position_ids=positions, past_key_values=own, use_cache=False)
+    return [states.last_hidden_state[row, : length - prefix] for row, length in enumerate(lengths)]
 
 
 class LinearCrossEntropy:

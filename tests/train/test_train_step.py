@@ -132,6 +132,25 @@ def test_loss_and_gradients_match_the_stock_forward(smollm2, batch):
 
 
 @pytest.mark.model
+def test_rows_without_a_shared_prefix_match_the_stock_forward(smollm2, batch):
+    """No common start: the rows run as one padded batch from position 0, padding still unseen."""
+    from train.step import decoder_and_head, shared_prefix_loss
+
+    model, tokenizer = smollm2
+    batch = {k: v.clone() for k, v in batch.items()}
+    batch["input_ids"][0, 0] = tokenizer.eos_token_id  # row 0 no longer starts like the others
+    assert shared_prefix_length(batch["input_ids"], batch["labels"], batch["attention_mask"]) == 0
+
+    stock = model(**batch).loss
+    stock.backward()
+    expected = _grads(model)
+    ours, _ = shared_prefix_loss(*decoder_and_head(model), batch, None, None)
+    ours.backward()
+    assert ours.item() == pytest.approx(stock.item(), rel=1e-4)
+    assert _close(_grads(model), expected) < 1e-3
+
+
+@pytest.mark.model
 def test_row_weights_scale_each_examples_tokens(smollm2, batch):
     from train.step import decoder_and_head, shared_prefix_loss
 
