@@ -67,6 +67,11 @@ class TrainConfig:
         "CPU backend: run the prompt prefix a batch's examples share once and the LM head on reply "
         "tokens only (same loss and gradients as the stock step); false runs Unsloth's stock step",
     )
+    fused_lora: bool = option(
+        True,
+        "CPU backend: each LoRA projection runs as one op in the base's dtype (train/lora.py), "
+        "with no float32 copies of activations; false keeps PEFT's forward",
+    )
     gradient_checkpointing: str = option("unsloth", "'unsloth' (offloaded on CUDA), 'true', or 'false'")
     # Evaluation and stopping
     eval_steps: int = option(25, "evaluate on the validation split (and checkpoint) every N optimizer steps")

@@ -83,6 +83,12 @@ def load_model(config: TrainConfig, base: str) -> tuple[Any, Any]:
         random_state=config.seed,
         max_seq_length=config.max_seq_length,
     )
+    if config.fused_lora and not torch.cuda.is_available():
+        # On CUDA Unsloth patches the projections with its own kernels; see train/lora.py.
+        from train.lora import fuse_lora
+
+        count = fuse_lora(model)
+        print(f"train: fused LoRA on {count} projections")
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
