@@ -5,7 +5,8 @@
 Runs, each in its own process (Unsloth patches TRL on import, and peak RSS is per process):
 our trainer as shipped (Unsloth's dtype pick, shared-prefix step); the same in float32 where
 Unsloth picked another dtype (isolates precision); our trainer with Unsloth's stock step
-(prefix_sharing false, isolates what train/step.py adds); and plain TRL + PEFT in float32.
+(prefix_sharing false, isolates what train/step.py adds); our trainer with PEFT's own LoRA
+forward (fused_lora false, isolates what train/lora.py adds); and plain TRL + PEFT in float32.
 With --repeats N every worker runs N times, in reversed order on every other round, so slow
 drift of the machine's speed hits all of them alike; each round gives its own ratio, and the
 table reports medians.
@@ -27,7 +28,7 @@ from pathlib import Path
 
 BENCH_ROOT = Path("outputs/bench-train")
 MARK = "train"
-WORKERS = ("ours", "ours-fp32", "ours-stock", "trl")
+WORKERS = ("ours", "ours-fp32", "ours-stock", "ours-peft", "trl")
 
 
 def machine() -> str:
@@ -73,6 +74,7 @@ def _worker_ours(steps: int, batch: int, data_dir: Path, name: str) -> dict:
     config = TrainConfig(
         run=name,
         prefix_sharing=name != "ours-stock",
+        fused_lora=name != "ours-peft",
         dtype="float32" if name == "ours-fp32" else "auto",
         output_root=str(BENCH_ROOT),
         data_dir=str(data_dir),
@@ -235,6 +237,7 @@ LABELS = {
     "ours": "stepsmith trainer as shipped (Unsloth CPU backend, LoRA, shared-prefix step)",
     "ours-fp32": "stepsmith trainer in float32 (`--dtype float32`)",
     "ours-stock": "stepsmith trainer, Unsloth's stock step (`--prefix-sharing false`)",
+    "ours-peft": "stepsmith trainer, PEFT's LoRA forward (`--fused-lora false`)",
     "trl": "plain TRL SFTTrainer + PEFT, fp32 (model's own cross-entropy)",
 }
 
@@ -277,6 +280,12 @@ def markdown(summary: dict, steps: int, batch: int, command: str) -> str:
         f"at **{memory:.2f}x** its peak RSS. With Unsloth's stock step instead of the shared-prefix "
         f"step (train/step.py) it runs at {stock}x, so that step is worth {shipped / stock:.2f}x here.",
     ]
+    if "ours-peft" in ratios:
+        peft = ratios["ours-peft"]["median"]
+        lines[-1] += (
+            f" With PEFT's own LoRA forward instead of the fused one (train/lora.py) it runs at "
+            f"{peft}x, so the fused projection is worth {shipped / peft:.2f}x here."
+        )
     if "ours-fp32" in ratios:
         fp32 = ratios["ours-fp32"]["median"]
         lines[-1] += (

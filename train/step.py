@@ -6,9 +6,10 @@ computes logits over the whole vocabulary at every position. This step instead
 
 1. runs the prefix that all rows of the batch share once, as a batch of one, keeping its keys and
    values in the model's own KV cache (with gradients);
-2. runs the rows' remainders as one right-padded batch against that cache, with positions
-   continuing after the prefix. Under causal attention a real token never sees the padding after
-   it, and the padded positions' states are dropped, so padding changes no loss or gradient;
+2. runs the rows' remainders against that cache, with positions continuing after the prefix, in
+   right-padded groups of similar length (see row_groups). Under causal attention a real token
+   never sees the padding after it, and the padded positions' states are dropped, so padding
+   changes no loss or gradient;
 3. computes the LM head and cross-entropy only where the shifted label is a reply token, in chunks,
    producing the gradient of the hidden states in the same pass (the logits are never kept).
 
@@ -74,32 +75,56 @@ def decoder_and_head(model: Any) -> tuple[Any, Any] | None:
     return get_decoder(), head
 
 
+# Rows run together while padding stays under this share of a group's tokens. In bfloat16 on a
+# CPU with AMX, one pass for all rows was the fastest even with random batches (the per-op cost of
+# a small model's many small matrices dominates); in float32 the padded compute costs more, and
+# with random batch lengths a single pass made the float32 step slower than one row at a time.
+PAD_SLACK = 0.15
+
+
+def row_groups(lengths: list[int], slack: float | None = None) -> list[list[int]]:
+    """Row indices grouped longest first, each group padded by at most `slack` of its real tokens."""
+    slack = PAD_SLACK if slack is None else slack
+    groups: list[list[int]] = []
+    for row in sorted(range(len(lengths)), key=lambda r: -lengths[r]):
+        group = groups[-1] if groups else None
+        if group is not None:
+            real = sum(lengths[r] for r in group) + lengths[row]
+            if (len(group) + 1) * lengths[group[0]] <= (1 + slack) * real:
+                group.append(row)
+                continue
+        groups.append([row])
+    return groups
+
+
 def row_hidden_states(decoder: Any, input_ids: Any, lengths: list[int], prefix: int) -> list[Any]:
     """Each row's last hidden states after `prefix`, unpadded; the shared prefix runs once.
 
-    The remainders run as one batch (one pass through the layers, not one per row; on a CPU
-    the per-op cost of a small model's many small matrices is a large share of a step). The
-    prefix's cached keys and values are broadcast to every row, so every row's gradient reaches
-    them. Positions past a row's length are padding; causal attention keeps them out of the
-    real tokens' states, and they are cut off here.
+    Rows of similar length run as one batch (one pass through the layers instead of one per
+    row), against the prefix's cached keys and values broadcast to each row, so every row's
+    gradient reaches them. Positions past a row's length are padding; causal attention keeps
+    them out of the real tokens' states, and they are cut off here.
     """
     import torch
     from transformers import DynamicCache
 
-    width = max(lengths)
-    ids = input_ids[:, prefix:width]
-    if not prefix:
-        states = decoder(input_ids=ids, use_cache=False).last_hidden_state
-        return [states[row, :length] for row, length in enumerate(lengths)]
-    cache = decoder(input_ids=input_ids[:1, :prefix], use_cache=True).past_key_values
-    rows = len(lengths)
-    shared = [
-        (layer.keys.expand(rows, -1, -1, -1), layer.values.expand(rows, -1, -1, -1)) for layer in cache.layers
-    ]
-    positions = torch.arange(prefix, width, device=ids.device).unsqueeze(0).expand(rows, -1)
-    own = DynamicCache(ddp_cache_data=shared)
-    states = decoder(input_ids=ids, position_ids=positions, past_key_values=own, use_cache=False)
-    return [states.last_hidden_state[row, : length - prefix] for row, length in enumerate(lengths)]
+    cache = decoder(input_ids=input_ids[:1, :prefix], use_cache=True).past_key_values if prefix else None
+    out: list[Any] = [None] * len(lengths)
+    for group in row_groups([length - prefix for length in lengths]):
+        width = lengths[group[0]]
+        ids = input_ids[group, prefix:width]
+        if cache is None:
+            states = decoder(input_ids=ids, use_cache=False).last_hidden_state
+        else:
+            n = len(group)
+            shared = [(x.keys.expand(n, -1, -1, -1), x.values.expand(n, -1, -1, -1)) for x in cache.layers]
+            positions = torch.arange(prefix, width, device=ids.device).unsqueeze(0).expand(n, -1)
+            own = DynamicCache(ddp_cache_data=shared)
+            hidden = decoder(input_ids=ids, position_ids=positions, past_key_values=own, use_cache=False)
+            states = hidden.last_hidden_state
+        for i, row in enumerate(group):
+            out[row] = states[i, : lengths[row] - prefix]
+    return out
 
 
 class LinearCrossEntropy:

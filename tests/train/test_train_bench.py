@@ -50,6 +50,21 @@ def test_without_a_float32_row_the_table_says_nothing_of_one():
     assert "**1.3x**" in table
 
 
+def test_the_peft_forward_row_states_what_the_fused_projection_is_worth():
+    rounds = {
+        "ours": [_result(180, 5000)],
+        "ours-stock": [_result(170, 5000)],
+        "ours-peft": [_result(120, 6000)],
+        "trl": [_result(100, 9000)],
+    }
+    table = markdown(summarize(rounds), 8, 4, "python -m train.bench --repeats 1")
+    assert (
+        "| stepsmith trainer, PEFT's LoRA forward (`--fused-lora false`) | float32 | 120.0 | 1.2 (1.2) |"
+        in table
+    )
+    assert "it runs at 1.2x, so the fused projection is worth 1.50x here" in table
+
+
 def test_a_missing_baseline_round_is_an_error_not_a_shorter_list():
     rounds = {"ours": [_result(130, 5000), _result(120, 5000)], "trl": [_result(100, 9000)]}
     with pytest.raises(ValueError):

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from train.dataset import IGNORE
-from train.step import LinearCrossEntropy, shared_prefix_length
+from train.step import LinearCrossEntropy, row_groups, shared_prefix_length
 
 
 def _tensors(rows: list[list[int]], first_labels: list[int], pad: int = 0):
@@ -41,6 +41,14 @@ def test_prefix_is_the_common_start_and_ignores_padding():
     assert shared_prefix_length(ids, labels, mask) == 0
 
 
+def test_rows_group_longest_first_while_padding_stays_under_the_slack():
+    assert row_groups([100, 300, 290, 120], slack=0.15) == [[1, 2], [3, 0]]
+    assert row_groups([100, 300, 290, 120], slack=0.0) == [[1], [2], [3], [0]]
+    assert row_groups([100, 300, 290, 120], slack=10.0) == [[1, 2, 3, 0]]
+    assert row_groups([200, 200, 200], slack=0.0) == [[0, 1, 2]]  # equal lengths need no padding
+    assert row_groups([]) == []
+
+
 def test_linear_cross_entropy_matches_float64_autograd():
     torch.manual_seed(0)
     rows, width, vocab = 2500, 32, 300  # more rows than one chunk, so the chunk seams are covered
@@ -57,7 +65,9 @@ def test_linear_cross_entropy_matches_float64_autograd():
     ref = (per_token * scale.double()).sum()
     (ref * 3).backward()
     assert loss.item() == pytest.approx(ref.item(), rel=1e-5)
-    assert torch.allclose(hidden.grad.double(), ref_hidden.grad, rtol=1e-4, atol=1e-8)
+    # Relative to the whole gradient: elementwise tolerances fail now and then on entries near zero,
+    # where float32 sums taken in a thread-dependent order differ from float64 by more than 1e-4.
+    assert float((hidden.grad.double() - ref_hidden.grad).norm() / ref_hidden.grad.norm()) < 1e-5
 
 
 @pytest.fixture(scope="module")
@@ -113,9 +123,14 @@ def _close(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
 
 
 @pytest.mark.model
-def test_loss_and_gradients_match_the_stock_forward(smollm2, batch):
+@pytest.mark.parametrize("slack", [0.0, 10.0])  # one row per pass; all rows in one padded pass
+def test_loss_and_gradients_match_the_stock_forward(smollm2, batch, slack, monkeypatch):
+    from train import step
     from train.step import decoder_and_head, shared_prefix_loss
 
+    monkeypatch.setattr(step, "PAD_SLACK", slack)
+    lengths = batch["attention_mask"].sum(1).tolist()
+    assert len(row_groups(lengths)) == (len(lengths) if slack == 0 else 1)
     model, _ = smollm2
     parts = decoder_and_head(model)
     assert parts is not None
