@@ -59,7 +59,7 @@ def test_the_peft_forward_row_states_what_the_fused_projection_is_worth():
     }
     table = markdown(summarize(rounds), 8, 4, "python -m train.bench --repeats 1")
     assert (
-        "| stepsmith trainer, PEFT's LoRA forward (`--fused-lora false`) | float32 | 120.0 | 1.2 (1.2) |"
+        "| stepsmith trainer, PEFT's LoRA forward (`--fused-lora false`) | float32 | 120 | 1.2 (1.2) |"
         in table
     )
     assert "it runs at 1.2x, so the fused projection is worth 1.50x here" in table
