@@ -122,47 +122,49 @@ def _close(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     return max(float((x - y).norm() / y.norm().clamp_min(1e-30)) for x, y in zip(a, b, strict=True))
 
 
+def _stock_then_ours(model, batch):
+    """(loss, LoRA gradients) of the stock forward, then of the shared-prefix step; its label count."""
+    from train.step import decoder_and_head, shared_prefix_loss
+
+    stock = model(**batch).loss
+    stock.backward()
+    expected = _grads(model)
+    ours, count = shared_prefix_loss(*decoder_and_head(model), batch, None, None)
+    ours.backward()
+    return (stock.item(), expected), (ours.item(), _grads(model)), count
+
+
 @pytest.mark.model
 @pytest.mark.parametrize("slack", [0.0, 10.0])  # one row per pass; all rows in one padded pass
 def test_loss_and_gradients_match_the_stock_forward(smollm2, batch, slack, monkeypatch):
     from train import step
-    from train.step import decoder_and_head, shared_prefix_loss
+    from train.step import decoder_and_head
 
     monkeypatch.setattr(step, "PAD_SLACK", slack)
     lengths = batch["attention_mask"].sum(1).tolist()
     assert len(row_groups(lengths)) == (len(lengths) if slack == 0 else 1)
     model, _ = smollm2
-    parts = decoder_and_head(model)
-    assert parts is not None
+    assert decoder_and_head(model) is not None
     assert shared_prefix_length(batch["input_ids"], batch["labels"], batch["attention_mask"]) > 100
 
-    stock = model(**batch).loss
-    stock.backward()
-    expected = _grads(model)
-    ours, count = shared_prefix_loss(*parts, batch, None, None)
-    ours.backward()
+    (stock, expected), (ours, grads), count = _stock_then_ours(model, batch)
     assert count == int((batch["labels"][:, 1:] != IGNORE).sum())
-    assert ours.item() == pytest.approx(stock.item(), rel=1e-4)
-    assert _close(_grads(model), expected) < 1e-3
+    assert ours == pytest.approx(stock, rel=1e-4)
+    assert _close(grads, expected) < 1e-3
 
 
 @pytest.mark.model
 def test_rows_without_a_shared_prefix_match_the_stock_forward(smollm2, batch):
     """No common start: the rows run as one padded batch from position 0, padding still unseen."""
-    from train.step import decoder_and_head, shared_prefix_loss
 
     model, tokenizer = smollm2
     batch = {k: v.clone() for k, v in batch.items()}
     batch["input_ids"][0, 0] = tokenizer.eos_token_id  # row 0 no longer starts like the others
     assert shared_prefix_length(batch["input_ids"], batch["labels"], batch["attention_mask"]) == 0
 
-    stock = model(**batch).loss
-    stock.backward()
-    expected = _grads(model)
-    ours, _ = shared_prefix_loss(*decoder_and_head(model), batch, None, None)
-    ours.backward()
-    assert ours.item() == pytest.approx(stock.item(), rel=1e-4)
-    assert _close(_grads(model), expected) < 1e-3
+    (stock, expected), (ours, grads), _ = _stock_then_ours(model, batch)
+    assert ours == pytest.approx(stock, rel=1e-4)
+    assert _close(grads, expected) < 1e-3
 
 
 @pytest.mark.model
@@ -242,24 +244,19 @@ def test_bfloat16_step_stays_within_rounding_of_the_stock_forward(batch):
     """bfloat16, Unsloth's pick on a CPU with AMX or AVX512-BF16: both paths round, but alike."""
     from train.base import resolve_base
     from train.config import TrainConfig
-    from train.step import decoder_and_head, shared_prefix_loss
     from train.trainer import load_model
 
     config = TrainConfig(gradient_checkpointing="false", dtype="bfloat16")
     model, _ = load_model(config, resolve_base("smollm2"))
     assert model.dtype == torch.bfloat16  # also on a CPU where Unsloth's own pick is float32
     model.train()
-    stock = model(**batch).loss
-    stock.backward()
-    expected = _grads(model)
-    ours, _ = shared_prefix_loss(*decoder_and_head(model), batch, None, None)
-    ours.backward()
+    (stock, expected), (ours, grads), _ = _stock_then_ours(model, batch)
     # bfloat16 keeps 8 bits of mantissa, and the two paths round in different places: their
     # LoRA gradients differed by 4.8% of the global norm (5% per tensor) when measured. That is
     # as large as an off-by-one position error in bfloat16 (6.8%), which the float32 tests above
     # catch; this test checks that the step runs in bfloat16 and agrees to its rounding. Weighting
     # one row of three by 1.3 instead of 1 moved the gradients by 19%.
-    assert ours.item() == pytest.approx(stock.item(), rel=1e-2)
-    got = torch.cat([g.flatten() for g in _grads(model)])
+    assert ours == pytest.approx(stock, rel=1e-2)
+    got = torch.cat([g.flatten() for g in grads])
     want = torch.cat([g.flatten() for g in expected])
     assert float((got - want).norm() / want.norm()) < 0.1
