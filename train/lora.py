@@ -21,10 +21,12 @@ PEFT's forward, checked on every call.
 
 from __future__ import annotations
 
+import functools
 import types
 from typing import Any
 
 
+@functools.cache
 def _fused_op() -> Any:
     import torch
 
@@ -57,9 +59,6 @@ def _fused_op() -> Any:
     return FusedLoRALinear
 
 
-_OP: Any = None
-
-
 def _fused_forward(self: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
     """PEFT lora.Linear.forward, fused where the projection is plain LoRA (see the module doc)."""
     import torch
@@ -81,16 +80,13 @@ def _fused_forward(self: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
     if not plain:
         return type(self).forward(self, x, *args, **kwargs)
     a, b = self.lora_A[name].weight, self.lora_B[name].weight
-    return _OP.apply(x, base.weight, base.bias, a, b, self.scaling[name])
+    return _fused_op().apply(x, base.weight, base.bias, a, b, self.scaling[name])
 
 
 def fuse_lora(model: Any) -> int:
     """Route every PEFT LoRA Linear of `model` through the fused op; returns how many."""
-    global _OP
     from peft.tuners.lora.layer import Linear
 
-    if _OP is None:
-        _OP = _fused_op()
     count = 0
     for module in model.modules():
         if type(module) is Linear:

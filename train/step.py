@@ -109,9 +109,10 @@ def row_hidden_states(decoder: Any, input_ids: Any, lengths: list[int], prefix: 
     from transformers import DynamicCache
 
     cache = decoder(input_ids=input_ids[:1, :prefix], use_cache=True).past_key_values if prefix else None
+    rest = [length - prefix for length in lengths]
     out: list[Any] = [None] * len(lengths)
-    for group in row_groups([length - prefix for length in lengths]):
-        width = lengths[group[0]]
+    for group in row_groups(rest):
+        width = prefix + rest[group[0]]
         ids = input_ids[group, prefix:width]
         if cache is None:
             states = decoder(input_ids=ids, use_cache=False).last_hidden_state
@@ -123,7 +124,7 @@ def row_hidden_states(decoder: Any, input_ids: Any, lengths: list[int], prefix: 
             hidden = decoder(input_ids=ids, position_ids=positions, past_key_values=own, use_cache=False)
             states = hidden.last_hidden_state
         for i, row in enumerate(group):
-            out[row] = states[i, : lengths[row] - prefix]
+            out[row] = states[i, : rest[row]]
     return out
 
 

@@ -83,7 +83,7 @@ def load_model(config: TrainConfig, base: str) -> tuple[Any, Any]:
         random_state=config.seed,
         max_seq_length=config.max_seq_length,
     )
-    if config.fused_lora and not torch.cuda.is_available():
+    if config.fused_lora and not cuda_available():
         # On CUDA Unsloth patches the projections with its own kernels; see train/lora.py.
         from train.lora import fuse_lora
 

@@ -149,10 +149,10 @@ def test_trainer_fuses_every_projection_of_smollm2_and_agrees_with_peft():
     model.train()
     ids = tokenizer("Open Settings, then tap Security and turn on two-factor sign-in.", return_tensors="pt")
     batch = {**ids, "labels": ids["input_ids"]}
-    ours, _, grads, grad_fn = _run_lm(model, batch)
+    ours, grads, grad_fn = _run_lm(model, batch)
     assert "FusedLoRALinearBackward" in _nodes(grad_fn)
     unfuse_lora(model)
-    want, _, want_grads, _ = _run_lm(model, batch)
+    want, want_grads, _ = _run_lm(model, batch)
     assert ours == pytest.approx(want, rel=1e-2)
     got = torch.cat([g.flatten() for g in grads.values()])
     ref = torch.cat([g.flatten() for g in want_grads.values()])
@@ -164,4 +164,4 @@ def _run_lm(model, batch):
     out.loss.backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
     model.zero_grad(set_to_none=True)
-    return out.loss.item(), None, grads, out.loss.grad_fn
+    return out.loss.item(), grads, out.loss.grad_fn

@@ -155,7 +155,7 @@ def test_loss_and_gradients_match_the_stock_forward(smollm2, batch, slack, monke
 
 @pytest.mark.model
 def test_rows_without_a_shared_prefix_match_the_stock_forward(smollm2, batch):
-    """No common start: the rows run as one padded batch from position 0, padding still unseen."""
+    """No common start: the rows run in padded groups from position 0, padding still unseen."""
 
     model, tokenizer = smollm2
     batch = {k: v.clone() for k, v in batch.items()}
