@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,16 @@ def validate_record(record: Any) -> list[tuple[str, str]]:
 def validate_output(output: Any) -> list[tuple[str, str]]:
     """All problems with one model output (procedure or refusal) as (field.path, message)."""
     return _errors("output", output, ("output",))
+
+
+@functools.cache
+def _hidden() -> re.Pattern:
+    return re.compile(load_schema()["$defs"]["hidden_characters"]["pattern"])
+
+
+def without_hidden(text: str) -> str:
+    """`text` minus the characters no output string may hold ($defs/hidden_characters)."""
+    return _hidden().sub("", text)
 
 
 def context_fields() -> list[str]:

@@ -16,9 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from data.schema import without_hidden
 from eval.references import Example
 
-ABLATIONS = ("grammar", "selfcheck")
+# What each ablation turns off: the grammar and the self-check per call, the decoder's
+# repetition control and the decoder itself (llama-cpp-python's GBNF sampler instead) by setting.
+ABLATIONS = ("grammar", "selfcheck", "repetition", "decoder")
+_ABLATED_SETTINGS = {"repetition": {"repetition": False}, "decoder": {"constraint": "gbnf"}}
 # The template quotes at most this much of the intent, so that its step stays under the schema's
 # 200-character limit with room for the words around it.
 _INTENT_CHARS = 120
@@ -72,6 +76,8 @@ def template_output(intent: str, context: dict[str, Any]) -> dict[str, Any]:
     if context.get("version"):
         constraints.append(f"Menus can differ from version {context['version']}.")
     validation = ["Check that the change now shows in the app."]
+    # The user's words can hold characters no answer may (an emoji, a zero-width space).
+    steps, constraints = [without_hidden(s) for s in steps], [without_hidden(c) for c in constraints]
     return {"schema": "ordered_steps", "steps": steps, "constraints": constraints, "validation": validation}
 
 
@@ -207,4 +213,6 @@ def build(spec: str, settings: dict[str, Any], ablate: tuple[str, ...] = ()) -> 
         return TemplateSystem()
     if spec == "gold":
         return GoldSystem()
+    for feature in ablate:
+        settings = {**settings, **_ABLATED_SETTINGS.get(feature, {})}
     return EngineSystem(resolve_gguf(spec), settings, "grammar" not in ablate, "selfcheck" not in ablate)

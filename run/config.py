@@ -38,6 +38,18 @@ class EngineConfig:
     repeat_penalty: float = option(1.0, "llama.cpp repetition penalty; 1.0 is off")
     seed: int = option(13, "seed for every random choice in sampling")
     grammar: bool = option(True, "constrain decoding with the schema grammar (turn off only for ablations)")
+    constraint: str = option(
+        "llguidance",
+        "how the grammar is enforced: llguidance (our decoder: token masks, jump-forward, repetition "
+        "control) or gbnf (llama-cpp-python's grammar sampler, kept as an ablation)",
+    )
+    repetition: bool = option(
+        True,
+        "roll back and resample an item that copies an earlier one, or words that loop (llguidance only)",
+    )
+    # 3: in the fine-tuned default's loops a copy that survives three resamples (each with one more
+    # token banned) keeps coming back; the array then closes instead.
+    repetition_retries: int = option(3, "resamples of one repeated item or word loop before giving up on it")
     selfcheck: bool = option(True, "check each draft against the self-check rules and revise")
     # 2 caps a request at three drafts: each revision costs as much as the first draft.
     selfcheck_rounds: int = option(2, "K: revisions after the first draft while a self-check rule fails")
@@ -51,6 +63,10 @@ class EngineConfig:
             raise ConfigError("--n-ctx must be >= 512 and --max-tokens >= 1")
         if self.selfcheck_rounds < 0 or self.max_steps < 1 or self.timeout_s <= 0:
             raise ConfigError("--selfcheck-rounds must be >= 0, --max-steps >= 1 and --timeout-s > 0")
+        if self.constraint not in ("llguidance", "gbnf"):
+            raise ConfigError(f"--constraint {self.constraint}: use llguidance or gbnf")
+        if self.repetition_retries < 0:
+            raise ConfigError("--repetition-retries must be >= 0")
 
 
 def engine_config(config: Any) -> EngineConfig:

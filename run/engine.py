@@ -9,6 +9,11 @@
 Every output the engine returns is validated with jsonschema against data/schema.json. Anything
 else (grammar off and the model wrote prose, a timeout, a budget too small for any answer) comes
 back as `output=None` with `status` and `error` saying why, never as a partial object.
+
+Drafts come from our own decoder (run/decoder.py: llguidance masks, jump-forward, repetition
+control) unless `--constraint gbnf` picks llama-cpp-python's grammar sampler, the old path kept
+as an ablation. The prompt is tokenized by the decoder on every path: only the chat template's
+markers become special tokens, never text the user typed.
 """
 
 from __future__ import annotations
@@ -27,12 +32,21 @@ from data.redact import redact, redact_value, region_of
 from data.schema import definition, is_refusal, validate_output
 from run import safety, selfcheck
 from run.config import DEFAULT_RUN, EngineConfig
-from run.constraint import Bounds, Constraint, SchemaGrammar, check_compiles, fit_bounds, tighter
+from run.constraint import (
+    Bounds,
+    Constraint,
+    LarkGrammar,
+    SchemaGrammar,
+    check_compiles,
+    fit_bounds,
+    tighter,
+)
+from run.decoder import Decoder, Sampling
 
 Status = Literal["ok", "invalid", "timeout", "budget"]
 Stream = Callable[[int, str], None]
-# Tokens kept free between prompt and context end, in case the chat handler's tokenization of
-# the prompt differs from ours by a special token or two.
+# Tokens kept free between prompt and context end, in case llama-cpp-python's chat handler (the
+# gbnf path) tokenizes the prompt differently from ours by a special token or two.
 _PROMPT_MARGIN = 8
 # Retries with tighter bounds when a draft is cut off anyway (it cannot be under a sound
 # constraint): each halves the string lengths, so two reach a quarter before giving up.
@@ -76,6 +90,9 @@ class SelfCheckReport:
     rounds: int = 0  # drafts that came out as valid answers
     failed: list[list[str]] = field(default_factory=list)  # rule names, one list per draft
     violations: list[dict[str, str]] = field(default_factory=list)  # those of the returned draft
+    # Why the revisions stopped before the rules passed: "timeout", "budget" or "invalid" (a
+    # revision that failed), or None. The answer is then the best earlier draft, said so here.
+    stopped: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -88,6 +105,7 @@ class SelfCheckReport:
             "failed": self.failed,
             "passed": self.passed,
             "violations": self.violations,
+            "stopped": self.stopped,
         }
 
 
@@ -100,7 +118,10 @@ class Result:
     error: str | None = None
     refused_by: Literal["rules", "model"] | None = None
     selfcheck: SelfCheckReport = field(default_factory=lambda: SelfCheckReport(enabled=False))
-    tokens: int = 0  # generated over all drafts, end-of-sequence tokens included
+    tokens: int = 0  # generated over all drafts (sampled and forced), end-of-sequence tokens included
+    forced: int = 0  # of those, appended by jump-forward without sampling
+    rollbacks: dict[str, int] = field(default_factory=dict)  # repetition control, summed over drafts
+    mask_s: list[float] = field(default_factory=list)  # time to mask each sampled token
     latency_s: float = 0.0
     decode_s: float = 0.0  # first token to last, summed over drafts
     grammar: bool = True
@@ -130,6 +151,8 @@ class Result:
             "refused_by": self.refused_by,
             "selfcheck": self.selfcheck.to_dict(),
             "tokens": self.tokens,
+            "forced": self.forced,
+            "rollbacks": self.rollbacks,
             "latency_s": round(self.latency_s, 3),
             "grammar": self.grammar,
             "redactions": self.redactions,
@@ -145,6 +168,9 @@ class _Draft:
     tokens: int
     decode_s: float
     bounds: Bounds | None
+    forced: int = 0
+    rollbacks: Counter = field(default_factory=Counter)
+    mask_s: list[float] = field(default_factory=list)
 
 
 def check_input(intent: Any, context: Any) -> None:
@@ -190,7 +216,8 @@ class Engine:
 
         self.config = config or EngineConfig()
         self.model_path = resolve_model(self.config.model)
-        self.constraint = constraint or SchemaGrammar()
+        default = SchemaGrammar() if self.config.constraint == "gbnf" else LarkGrammar()
+        self.constraint = constraint or default
         self.llama = Llama(
             model_path=str(self.model_path),
             n_ctx=self.config.n_ctx,
@@ -198,8 +225,12 @@ class Engine:
             seed=self.config.seed,
             verbose=False,
         )
-        if isinstance(self.constraint, SchemaGrammar):  # fail at start-up, not on the first request
+        self.decoder = Decoder(self.llama)
+        # Fail at start-up, not on the first request.
+        if isinstance(self.constraint, SchemaGrammar):
             check_compiles(self.constraint.gbnf(Bounds()), self.llama)
+        elif isinstance(self.constraint, LarkGrammar):
+            self.decoder.matcher(self.constraint.lark(Bounds()))
         # The same formatter llama-cpp-python builds from the GGUF's chat template, to count prompt tokens.
         eos, bos = self.llama.token_eos(), self.llama.token_bos()
         self._formatter = Jinja2ChatFormatter(
@@ -263,11 +294,16 @@ class Engine:
         report: SelfCheckReport = base["selfcheck"]
         best: Result | None = None  # the valid draft with the fewest violations so far
         fewest = None
-        tokens, decode_s = 0, 0.0
+        spent = _Draft(None, "ok", None, 0, 0.0, None)  # the cost of every draft, summed
         for round_no in range(1, 2 + (self.config.selfcheck_rounds if check else 0)):
+            if best is not None and time.monotonic() > limits[1]:  # no time left to revise
+                report.stopped = "timeout"
+                break
             draft = self._draft(messages, grammar, stream, round_no, limits)
-            tokens, decode_s = tokens + draft.tokens, decode_s + draft.decode_s
-            if draft.output is None:  # keep an earlier valid draft if there is one
+            _add(spent, draft)
+            if draft.output is None:  # keep an earlier valid draft if there is one, and say so
+                if best is not None:
+                    report.stopped = draft.status
                 best = best or Result(None, draft.status, draft.error, bounds=draft.bounds, **base)
                 break
             violations = [] if not check else self._violations(draft.output, intent, context)
@@ -283,54 +319,91 @@ class Engine:
                 {"role": "assistant", "content": output_json(draft.output)},
                 {"role": "user", "content": selfcheck.revision_message(violations)},
             ]
-        best.tokens, best.decode_s = tokens, decode_s
+        best.tokens, best.decode_s, best.forced = spent.tokens, spent.decode_s, spent.forced
+        best.rollbacks, best.mask_s = dict(spent.rollbacks), spent.mask_s
         return best
 
     def _violations(self, output, intent, context) -> list[selfcheck.Violation]:
         return selfcheck.check(output, intent, context, max_steps=self.config.max_steps)
 
-    def prompt_tokens(self, messages: list[dict[str, str]]) -> int:
-        """Tokens of the chat-formatted prompt, as the GGUF's chat template renders it."""
-        formatted = self._formatter(messages=messages)
-        text = formatted.prompt.encode("utf-8")
-        return len(self.llama.tokenize(text, add_bos=not formatted.added_special, special=True))
+    def prompt_tokens(self, messages: list[dict[str, str]]) -> list[int]:
+        """The chat-formatted prompt's tokens; message contents are text, never special tokens."""
+        return self.decoder.prompt(self._formatter, messages)
 
     def _draft(self, messages, grammar: bool, stream, round_no: int, limits: tuple[int, float]) -> _Draft:
         max_tokens, deadline = limits
-        budget = min(max_tokens, self.config.n_ctx - self.prompt_tokens(messages) - _PROMPT_MARGIN)
+        prompt = self.prompt_tokens(messages)
+        budget = min(max_tokens, self.config.n_ctx - len(prompt) - _PROMPT_MARGIN)
         if not grammar:
             if budget < 1:
                 return _Draft(None, "budget", "the prompt fills the context window; shorten it", 0, 0.0, None)
-            return self._decode(messages, budget, None, stream, round_no, deadline)
+            return self._decode(messages, prompt, budget, None, stream, (round_no, deadline))
         bounds = fit_bounds(self.constraint, budget)
         if bounds is None:
             need = self.constraint.worst_case_tokens(Bounds.scaled(0.0))
             msg = f"{budget} tokens are left after the prompt; the shortest answer needs {need}: shorten it"
             return _Draft(None, "budget", msg, 0, 0.0, None)
-        used, seconds = 0, 0.0
+        spent = _Draft(None, "ok", None, 0, 0.0, None)
         for _ in range(_BUDGET_RETRIES + 1):
-            draft = self._decode(messages, budget, bounds, stream, round_no, deadline)
-            used, seconds = used + draft.tokens, seconds + draft.decode_s
-            if draft.status != "budget":
+            draft = self._decode(messages, prompt, budget, bounds, stream, (round_no, deadline))
+            _add(spent, draft)
+            if draft.status != "budget" or time.monotonic() > deadline:
                 break
             bounds = tighter(bounds)
-        draft.tokens, draft.decode_s = used, seconds
+        draft.tokens, draft.decode_s, draft.forced = spent.tokens, spent.decode_s, spent.forced
+        draft.rollbacks, draft.mask_s = spent.rollbacks, spent.mask_s
         return draft
 
-    def _decode(
-        self, messages, budget: int, bounds: Bounds | None, stream, round_no: int, deadline
-    ) -> _Draft:
-        """One streamed completion; stops at the deadline, and validates what it got."""
+    def _decode(self, messages, prompt, budget: int, bounds: Bounds | None, stream, when) -> _Draft:
+        """One draft through our decoder, or through llama-cpp-python's grammar sampler for gbnf."""
+        round_no, deadline = when
+        if bounds is not None and hasattr(self.constraint, "sampling_kwargs"):
+            return self._decode_gbnf(prompt, bounds, stream, round_no, deadline)
+        grammar = self.constraint if bounds is not None else None
+        max_tokens = self.constraint.worst_case_tokens(bounds) if bounds is not None else budget
+        sampling = Sampling(
+            temperature=self.config.temperature,
+            seed=self.config.seed,
+            repetition=self.config.repetition,
+            retries=self.config.repetition_retries,
+        )
+        on_text = (lambda text: stream(round_no, text)) if stream is not None else None
+        out = self.decoder.decode(
+            prompt,
+            sampling,
+            grammar=grammar,
+            bounds=bounds,
+            max_tokens=max_tokens,
+            deadline=deadline,
+            on_text=on_text,
+        )
+        tokens = out.sampled + out.forced
+        if out.status != "ok":
+            status = "invalid" if out.status == "budget" and bounds is None else out.status
+            return _Draft(
+                None, status, out.error, tokens, out.decode_s, bounds, out.forced, out.rollbacks, out.mask_s
+            )
+        output, error = parse_answer(out.text, strict=bounds is not None)
+        status = "ok" if output else "invalid"
+        return _Draft(
+            output, status, error, tokens, out.decode_s, bounds, out.forced, out.rollbacks, out.mask_s
+        )
+
+    def _decode_gbnf(self, prompt: list[int], bounds: Bounds, stream, round_no: int, deadline) -> _Draft:
+        """One streamed completion with llama-cpp-python's GBNF sampler; validates what it got.
+
+        It gets our prompt tokens, not the messages, so user text stays text on this path too.
+        """
         counted = [0]
 
         def count(_ids, scores):  # called once per sampled token
             counted[0] += 1
             return scores
 
-        kwargs = self.constraint.sampling_kwargs(bounds) if bounds is not None else {}
-        max_tokens = self.constraint.worst_case_tokens(bounds) if bounds is not None else budget
-        chunks = self.llama.create_chat_completion(
-            messages,
+        kwargs = self.constraint.sampling_kwargs(bounds)
+        max_tokens = self.constraint.worst_case_tokens(bounds)
+        chunks = self.llama.create_completion(
+            prompt,
             max_tokens=max_tokens,
             temperature=self.config.temperature,
             repeat_penalty=self.config.repeat_penalty,
@@ -342,7 +415,7 @@ class Engine:
         text, finish, first = [], None, None
         for chunk in chunks:
             choice = chunk["choices"][0]
-            delta = choice["delta"].get("content") or ""
+            delta = choice["text"]
             if delta:
                 first = first or time.monotonic()
                 text.append(delta)
@@ -355,7 +428,15 @@ class Engine:
         decode_s = time.monotonic() - first if first else 0.0
         if finish == "length":
             msg = f"cut off at {max_tokens} tokens before the answer closed"
-            status = "budget" if bounds is not None else "invalid"
-            return _Draft(None, status, msg, counted[0], decode_s, bounds)
-        output, error = parse_answer("".join(text), strict=bounds is not None)
+            return _Draft(None, "budget", msg, counted[0], decode_s, bounds)
+        output, error = parse_answer("".join(text), strict=True)
         return _Draft(output, "ok" if output else "invalid", error, counted[0], decode_s, bounds)
+
+
+def _add(total: _Draft, draft: _Draft) -> None:
+    """Add one draft's cost to a running total."""
+    total.tokens += draft.tokens
+    total.decode_s += draft.decode_s
+    total.forced += draft.forced
+    total.rollbacks.update(draft.rollbacks)
+    total.mask_s += draft.mask_s

@@ -31,7 +31,11 @@ def client(app):
 def test_healthz_names_the_model(client, engine):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "model": engine.model_path.name, "constraint": "gbnf:output"}
+    assert response.json() == {
+        "status": "ok",
+        "model": engine.model_path.name,
+        "constraint": "llguidance:output",
+    }
 
 
 def test_a_procedure_request_returns_a_schema_valid_answer(client):

@@ -11,6 +11,7 @@ from run.constraint import (
     CHAR_BYTES,
     Bounds,
     GrammarError,
+    LarkGrammar,
     SchemaGrammar,
     check_compiles,
     fit_bounds,
@@ -124,3 +125,103 @@ def test_llama_cpp_compiles_the_grammar(grammar, vocab, scale):
 def test_llama_cpp_rejection_is_reported(vocab):
     with pytest.raises(GrammarError, match="rejected"):
         check_compiles("root ::= missing-rule\n", vocab)
+
+
+# -- the llguidance (Lark) grammar of run/decoder.py ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lark_matcher(vocab):
+    import llguidance
+    from llguidance.llamacpp import lltokenizer_from_vocab
+
+    tokenizer = lltokenizer_from_vocab(vocab._model.vocab)
+    grammar = llguidance.LLMatcher.grammar_from_lark(LarkGrammar().lark(Bounds()))
+    matcher = llguidance.LLMatcher(tokenizer, grammar, log_level=0)
+    assert not matcher.is_error(), matcher.get_error()
+    return tokenizer, matcher
+
+
+def _accepts(lark_matcher, text: str) -> bool:
+    tokenizer, matcher = lark_matcher
+    trial = matcher.deep_copy()
+    return trial.consume_tokens(tokenizer.tokenize_str(text)) and trial.is_accepting()
+
+
+def _raw_outputs() -> list[dict]:
+    from pathlib import Path
+
+    outputs = []
+    for path in sorted(Path("data/raw").glob("*.jsonl")):
+        outputs += [json.loads(line)["output"] for line in path.read_text(encoding="utf-8").splitlines()]
+    return outputs
+
+
+def test_every_authored_output_is_accepted_by_the_lark_grammar(lark_matcher):
+    outputs = _raw_outputs()
+    assert len(outputs) == 560
+    rejected = [o for o in outputs if not _accepts(lark_matcher, json.dumps(o, ensure_ascii=False))]
+    assert rejected == []
+
+
+def _mutations() -> dict[str, dict]:
+    base = {
+        "schema": "ordered_steps",
+        "steps": ["Open Settings.", 'Tap "Display".', 'Turn on "Dark mode".'],
+        "constraints": [],
+        "validation": ["The screen turns dark."],
+    }
+    return {
+        "valid": base,
+        "missing_key": {k: v for k, v in base.items() if k != "constraints"},
+        "extra_key": {**base, "notes": []},
+        "13_steps": {**base, "steps": [f"Tap item {i}." for i in range(13)]},
+        "12_steps": {**base, "steps": [f"Tap item {i}." for i in range(12)]},
+        "long_step": {**base, "steps": ["x" * 201]},
+        "longest_step": {**base, "steps": ["x" * 200]},
+        "control_char": {**base, "steps": ["Tap\x07 Save."]},
+        "c1_control": {**base, "steps": ["Tap\x85 Save."]},
+        "bidi_override": {**base, "steps": ["Tap \u202eevaS."]},
+        "bidi_isolate": {**base, "steps": ["Tap \u2066Save\u2069."]},
+        "zero_width": {**base, "steps": ["Tap Sa\u200bve."]},
+        "line_separator": {**base, "steps": ["Tap\u2028Save."]},
+        "bom": {**base, "steps": ["\ufeffTap Save."]},
+        "emoji": {**base, "steps": ["Tap Save \U0001f600."]},
+        "reserved_schema": {**base, "schema": "checklist"},
+        "refusal": {
+            "schema": "refusal",
+            "category": "fraud",
+            "reason": "I can't help with that.",
+            "alternatives": [],
+        },
+    }
+
+
+@pytest.mark.parametrize("name", list(_mutations()))
+def test_lark_grammar_agrees_with_jsonschema_on_mutations(lark_matcher, name):
+    output = _mutations()[name]
+    schema_ok = validate_output(output) == []
+    if name == "reserved_schema":
+        schema_ok = False  # valid data, but reserved: never generated (x-reserved)
+    assert _accepts(lark_matcher, json.dumps(output, ensure_ascii=False)) == schema_ok
+    assert schema_ok == (name in ("valid", "12_steps", "longest_step", "refusal"))
+
+
+def test_lark_grammar_admits_only_json_dumps_separators(lark_matcher):
+    compact = json.dumps(_mutations()["valid"], ensure_ascii=False, separators=(",", ":"))
+    assert not _accepts(lark_matcher, compact)
+    assert _accepts(lark_matcher, json.dumps(_mutations()["valid"], ensure_ascii=False))
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.5, 0.0])
+def test_both_grammars_share_the_worst_case(grammar, scale):
+    assert LarkGrammar().worst_case_tokens(Bounds.scaled(scale)) == grammar.worst_case_tokens(
+        Bounds.scaled(scale)
+    )
+
+
+def test_the_admitted_characters_come_from_the_schema():
+    lark = LarkGrammar().lark(Bounds())
+    assert "\\U0000202E" in lark and "\\U0000FEFF" in lark  # from $defs/hidden_characters
+    with pytest.raises(GrammarError, match="character class"):
+        LarkGrammar("custom", {"type": "string", "maxLength": 5, "not": {"pattern": "^a+$"}})
