@@ -80,6 +80,8 @@ def score(example: Example, pred: Prediction, max_steps: int) -> dict[str, Any]:
     scores: dict[str, Any] = metrics.structure(output, pred.error, max_steps)
     scores["refused"] = refused
     scores["refusal_correct"] = output is not None and refused == example.refusal
+    if output is not None:
+        scores.update(metrics.repetition(output))
     if example.refusal:
         return scores
     steps = [] if not output or refused else list(output["steps"])

@@ -16,6 +16,11 @@ ROUGE-L comes from `rouge-score` (with a Unicode word tokenizer, since its defau
 every non-ASCII letter: Portuguese and German answers would lose words) and sentence BLEU from
 `sacrebleu`, divided by 100 so that every score is on [0, 1]. Both compare `answer_text`: the
 answer's lines (steps, then constraints and validation; reason and alternatives for a refusal).
+
+Repetition (`repetition`): an item repeats when it equals an earlier item of the same answer once
+case, punctuation and whitespace are folded, or comes within run/repetition.py's similarity
+threshold of one (the same definition the decoder enforces). `repeated` is per answer (any item
+repeats), `repeated_items` the share of the answer's items that repeat.
 """
 
 from __future__ import annotations
@@ -101,6 +106,14 @@ def step_match(pred: list[str], gold: list[str], threshold: float = STEP_THRESHO
         "step_order_f1": _f1(in_order, len(pred), len(gold)),
         "matches": [list(p) for p in pairs],
     }
+
+
+def repetition(output: dict[str, Any]) -> dict[str, Any]:
+    """Whether any item repeats an earlier one, and the share of items that do (see the docstring)."""
+    from run.repetition import repeated_items
+
+    repeats, items = repeated_items(output)
+    return {"repeated": repeats > 0, "repeated_items": repeats / items if items else 0.0}
 
 
 def style_problems(output: dict[str, Any], max_steps: int = SCHEMA_MAX_STEPS) -> list[str]:

@@ -14,9 +14,10 @@ from eval.stats import LABELS, METRICS, PAIRED
 
 # The columns of the headline table: the metrics the issue's success criterion names, then the rest.
 HEADLINE = ("valid", "step_f1", "rouge_l", "bleu", "bertscore_f1", "constraint_sat", "hallucination")
-HEADLINE += ("refusal_correct",)
+HEADLINE += ("refusal_correct", "repeated", "repeated_items")
 # Metrics drawn per domain and per language (the charts stay readable with three bars a group).
 GROUP_CHARTS = ("step_f1", "rouge_l", "valid")
+GROUP_TABLES = GROUP_CHARTS + ("repeated", "repeated_items")
 
 
 def _fmt(value: float | None) -> str:
@@ -45,7 +46,7 @@ def headline_table(metrics: dict[str, Any] | str | Path) -> str:
     lines.append("")
     lines.append(
         f"{info['evaluated']} examples of `{info['test_file']}`; mean [95% bootstrap CI, "
-        f"{info['bootstrap']} resamples]. Hallucination: lower is better. BERTScore: "
+        f"{info['bootstrap']} resamples]. Hallucination and repetition: lower is better. BERTScore: "
         f"{bert.get('model', 'off')}, layer {bert.get('num_layers', '-')}, no idf, no rescaling."
     )
     return "\n".join(lines)
@@ -102,6 +103,9 @@ LEGEND = {
     "reference and the generic-UI allow-list (lower is better)",
     "refusal acc.": "the answer is a refusal exactly when the reference is; step and text metrics skip "
     "reference refusals",
+    "repeated answers / items": "share of answers with an item that repeats an earlier one (case, "
+    "punctuation and whitespace folded, or rapidfuzz ratio >= 97), and mean share of repeated items "
+    "(lower is better)",
 }
 
 
@@ -149,7 +153,7 @@ def write_report(out_dir: Path, metrics: dict[str, Any]) -> Path:
     for key, title in (("domain", "Per domain"), ("language", "Per language")):
         table = metrics[f"per_{key}"]
         lines += [f"## {title}", ""]
-        for metric in GROUP_CHARTS:
+        for metric in GROUP_TABLES:
             lines += [f"**{LABELS[metric]}**", "", *_group_table(table, systems, metric, key), ""]
         lines += [f"![{LABELS[GROUP_CHARTS[0]]} per {key}]({charts[key]})", ""]
     lines += ["## Test set", "", *_reference_lines(metrics["references"]), "", *_setting_lines(metrics)]

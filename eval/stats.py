@@ -20,6 +20,8 @@ METRICS = (
     ("constraint_sat", "constraint sat.", True),
     ("hallucination", "hallucination", False),
     ("refusal_correct", "refusal acc.", True),
+    ("repeated", "repeated answers", False),
+    ("repeated_items", "repeated items", False),
 )
 LABELS = {key: label for key, label, _ in METRICS}
 # The metrics whose paired differences (system under test minus each baseline) the report gives.

@@ -1,6 +1,13 @@
-"""Serving benchmark: grammar overhead, end-to-end latency, and API throughput under concurrent load.
+"""Serving benchmark: decoding speed per path, end-to-end latency, and API throughput under load.
 
-python -m run.bench [--model PATH] [--clients 8] [--requests 10] [--load-max-tokens 160] [--key value ...]
+python -m run.bench [--model PATH] [--rounds 2] [--clients 8] [--requests 10] [--key value ...]
+
+The decode measurement runs the same prompts through every path, interleaved per prompt and in
+a rotating order so that no path gets the warm or the cold end of a run: our decoder without a
+grammar (unconstrained), llama-cpp-python's GBNF grammar sampler (`--constraint gbnf`), and our
+decoder with llguidance (the default: masks, jump-forward, repetition control). Tokens per second
+count sampled plus forced tokens over the decode time after the prompt; every ratio comes from
+one run.
 
 `bench(engine, ...)` returns a dict; `markdown(results)` renders it as a section of
 docs/benchmarks.md. Results and the resolved config go to outputs/bench/run/.
@@ -40,6 +47,8 @@ class BenchConfig(EngineConfig):
     """Settings of `python -m run.bench`: the engine's, plus the size of each measurement."""
 
     decode_max_tokens: int = option(512, "token budget per draft for the decode and latency measurements")
+    # 2 rounds of 6 prompts: 12 answers a path, in minutes on 2 cores for the fine-tuned default.
+    rounds: int = option(2, "rounds over the prompts in the decode measurement")
     clients: int = option(8, "concurrent API clients in the load test")
     # 10 per client: 80 requests finish in minutes on 2 cores (the issue's example is 25).
     requests: int = option(10, "requests each client sends in the load test")
@@ -55,16 +64,60 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)] if ordered else 0.0
 
 
-def decode_speed(engine: Any, max_tokens: int) -> dict[str, Any]:
-    """Decode tokens per second without and with the grammar, on the same prompts (self-check off)."""
+PATHS = ("plain", "gbnf", "llguidance")
+
+
+def _one(engine: Any, path: str, intent: str, context: Any, max_tokens: int) -> Any:
+    """One answer on one path, self-check off: the constraint is swapped, the model is shared."""
+    from run.constraint import LarkGrammar, SchemaGrammar
+
+    engine.constraint = SchemaGrammar() if path == "gbnf" else LarkGrammar()
+    try:
+        return engine.generate(
+            intent, context, grammar=path != "plain", selfcheck=False, max_tokens=max_tokens
+        )
+    finally:
+        engine.constraint = LarkGrammar()
+
+
+def decode_speed(engine: Any, max_tokens: int, rounds: int = 2) -> dict[str, Any]:
+    """Tokens per second on each path over the same prompts, interleaved (see the docstring)."""
+    totals = {p: {"tokens": 0, "forced": 0, "seconds": 0.0, "answers": 0, "valid": 0} for p in PATHS}
+    masks: list[float] = []
+    rollbacks: dict[str, int] = {}
+    for r in range(rounds):
+        for i, (intent, context) in enumerate(PROMPTS):
+            shift = (r * len(PROMPTS) + i) % len(PATHS)
+            for path in PATHS[shift:] + PATHS[:shift]:
+                result = _one(engine, path, intent, context, max_tokens)
+                total = totals[path]
+                total["tokens"] += result.tokens
+                total["forced"] += result.forced
+                total["seconds"] += result.decode_s
+                total["answers"] += 1
+                total["valid"] += result.ok
+                if path == "llguidance":
+                    masks += result.mask_s
+                    for k, v in result.rollbacks.items():
+                        rollbacks[k] = rollbacks.get(k, 0) + v
     out: dict[str, Any] = {}
-    for name, grammar in (("plain", False), ("grammar", True)):
-        tokens, seconds = 0, 0.0
-        for intent, context in PROMPTS:
-            result = engine.generate(intent, context, grammar=grammar, selfcheck=False, max_tokens=max_tokens)
-            tokens, seconds = tokens + max(0, result.tokens - 1), seconds + result.decode_s
-        out[name] = {"tokens": tokens, "seconds": round(seconds, 2), "tok_s": round(tokens / seconds, 1)}
-    out["ratio"] = round(out["grammar"]["tok_s"] / out["plain"]["tok_s"], 3)
+    for path, total in totals.items():
+        out[path] = {
+            **total,
+            "seconds": round(total["seconds"], 2),
+            "tok_s": round(total["tokens"] / total["seconds"], 1),
+        }
+    ours = out["llguidance"]
+    out["vs_plain"] = round(ours["tok_s"] / out["plain"]["tok_s"], 3)
+    out["vs_gbnf"] = round(ours["tok_s"] / out["gbnf"]["tok_s"], 3)
+    out["gbnf_vs_plain"] = round(out["gbnf"]["tok_s"] / out["plain"]["tok_s"], 3)
+    out["forced_share"] = round(ours["forced"] / ours["tokens"], 3) if ours["tokens"] else 0.0
+    out["mask_us"] = {
+        "p50": round(_pct(masks, 50) * 1e6),
+        "p99": round(_pct(masks, 99) * 1e6),
+        "n": len(masks),
+    }
+    out["rollbacks"] = rollbacks
     return out
 
 
@@ -136,6 +189,7 @@ def bench(
     engine: Any,
     *,
     decode_max_tokens: int = 512,
+    rounds: int = 2,
     clients: int = 8,
     requests: int = 10,
     load_max_tokens: int = 160,
@@ -150,7 +204,7 @@ def bench(
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {engine.llama.n_threads} thread(s)",
         "model": engine.model_path.name,
         "versions": {"llama_cpp_python": llama_cpp.__version__, "python": platform.python_version()},
-        "decode": decode_speed(engine, decode_max_tokens),
+        "decode": decode_speed(engine, decode_max_tokens, rounds),
         "latency": latency(engine, decode_max_tokens),
         "load": load(engine, clients, requests, load_max_tokens, load_seconds),
     }
@@ -159,6 +213,7 @@ def bench(
 def markdown(results: dict[str, Any]) -> str:
     """The docs/benchmarks.md section for `results`."""
     d, lat, ld = results["decode"], results["latency"], results["load"]
+    rolled = d["rollbacks"].items()
     return "\n".join(
         [
             "## Serving (`run/`)",
@@ -168,10 +223,23 @@ def markdown(results: dict[str, Any]) -> str:
             "",
             "| measurement | value |",
             "|---|---|",
-            f"| decode without grammar | {d['plain']['tok_s']} tok/s ({d['plain']['tokens']} tokens) |",
-            f"| decode with grammar | {d['grammar']['tok_s']} tok/s ({d['grammar']['tokens']} tokens) |",
-            f"| grammar / plain | {d['ratio']} |",
-            f"| end-to-end latency p50 / p95 (grammar + self-check, {lat['n']} prompts) | "
+            *(
+                f"| decode, {label} | {d[p]['tok_s']} tok/s ({d[p]['tokens']} tokens, "
+                f"{d[p]['valid']} of {d[p]['answers']} answers valid) |"
+                for p, label in (
+                    ("plain", "unconstrained (our loop, no grammar)"),
+                    ("gbnf", "GBNF (llama-cpp-python's grammar sampler)"),
+                    ("llguidance", "our decoder (llguidance, jump-forward, repetition control)"),
+                )
+            ),
+            f"| our decoder / unconstrained | {d['vs_plain']} |",
+            f"| our decoder / GBNF | {d['vs_gbnf']} |",
+            f"| GBNF / unconstrained | {d['gbnf_vs_plain']} |",
+            f"| tokens forced by the grammar (jump-forward) | {d['forced_share']:.1%} |",
+            f"| mask time per sampled token, p50 / p99 | {d['mask_us']['p50']} µs / {d['mask_us']['p99']} µs "
+            f"({d['mask_us']['n']} tokens) |",
+            f"| repetition rollbacks | {', '.join(f'{k} {v}' for k, v in sorted(rolled)) or 'none'} |",
+            f"| end-to-end latency p50 / p95 (our decoder + self-check, {lat['n']} prompts) | "
             f"{lat['p50_s']} s / {lat['p95_s']} s |",
             f"| API throughput, {ld['clients']} clients, {ld['sent']} of {ld['planned']} requests, "
             f"max_tokens {ld['max_tokens']} | {ld['req_s']} req/s "
@@ -198,6 +266,7 @@ def main(config: BenchConfig) -> int:
     results = bench(
         engine,
         decode_max_tokens=config.decode_max_tokens,
+        rounds=config.rounds,
         clients=config.clients,
         requests=config.requests,
         load_max_tokens=config.load_max_tokens,

@@ -11,9 +11,12 @@ The thresholds come from the 560 authored answers in data/raw (6,275 items):
   scores 96.8 (rapidfuzz ratio: "right click the column c header" / "... d header"); p99 is 84.
   `SIMILAR` = 97 therefore flags no distinct gold pair, and still catches copies that differ by a
   character or two in a long item.
-- Loops. `looping` fires on the same word three times in a row, a 2-word n-gram three times, or a
-  3- to 10-word n-gram twice in a row. No gold item trips it. Looser rules do: a word twice in a row
-  ("2024-01-01", "sign-in in") trips 28 gold items, and any 3-gram seen twice in an item trips 12.
+- Loops. `looping` fires on the same word three times in a row, a 2-word n-gram three times, a
+  3- to 10-word n-gram twice in a row, or a word of five or more letters twice with only spaces
+  between ("card card" is legal, "Profile Profile" is not). No gold item trips it. Looser rules do:
+  any word twice in a row ("2024-01-01", "sign-in in", "export; export") trips 28 gold items,
+  a short word twice with a space between trips 4 ("vous vous", "sign-in in"), and any 3-gram
+  seen twice in an item trips 12.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ SIMILAR = 97.0  # rapidfuzz ratio (0-100) from which an item counts as a copy; s
 _WORD = re.compile(r"\w+")
 # (n-gram length, repeats in a row that make a loop); see the docstring for the gold counts
 _LOOPS = ((1, 3), (2, 3)) + tuple((n, 2) for n in range(3, 11))
+_DOUBLED = re.compile(r"\b(\w{5,})\s+(\1)\b", re.IGNORECASE)
 
 
 def normalize(text: str) -> str:
@@ -59,6 +63,10 @@ def looping(text: str) -> int | None:
     words = list(_WORD.finditer(text))
     if words and words[-1].end() == len(text):
         words.pop()  # may still grow
+    complete = words[-1].end() if words else 0
+    doubled = [m for m in _DOUBLED.finditer(text, 0, complete) if m.end() == complete]
+    if doubled:
+        return doubled[-1].start(2)
     folded = [w.group().casefold() for w in words]
     for n, times in _LOOPS:
         span = n * times

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import queue
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 from data.schema import context_fields, load_schema
 from run.engine import Engine, InputError
 
+log = logging.getLogger("stepsmith.ui")
 # A few clickable starting points: a procedure, another language, and an unsafe intent.
 EXAMPLES = [
     {
@@ -69,15 +74,41 @@ def build_ui(engine: Engine, max_tokens: int | None = None) -> Any:
 
     props = load_schema()["$defs"]["context"]["properties"]
 
-    def respond(intent: str, *values: str) -> tuple[str, str, str]:
-        try:
-            result = engine.generate(intent, _context(list(values)), max_tokens=max_tokens)
-        except InputError as e:
-            raise gr.Error(str(e)) from None
+    def respond(intent: str, *values: str) -> Iterator[tuple[str, str, str]]:
+        """Stream the draft's JSON into the JSON tab as it is decoded, then show the answer."""
+        chunks: queue.Queue = queue.Queue()
+        done: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                done["result"] = engine.generate(
+                    intent,
+                    _context(list(values)),
+                    max_tokens=max_tokens,
+                    stream=lambda r, t: chunks.put((r, t)),
+                )
+            except InputError as e:
+                done["error"] = str(e)
+            except Exception:  # one bad request must not take the demo down
+                log.exception("generation failed")
+                done["error"] = "internal error; see the server log"
+            finally:
+                chunks.put(None)
+
+        threading.Thread(target=work, daemon=True).start()
+        text, seen = "", 0
+        while (chunk := chunks.get()) is not None:
+            round_no, piece = chunk
+            text = piece if round_no != seen else text + piece  # a revision starts afresh
+            seen = round_no
+            yield "", text, f"writing draft {round_no}..."
+        if "error" in done:
+            raise gr.Error(done["error"])
+        result = done["result"]
         if not result.ok:
             raise gr.Error(f"{result.status}: {result.error}")
         pretty = json.dumps(result.output, ensure_ascii=False, indent=2)
-        return result.numbered, pretty, _report(result)
+        yield result.numbered, pretty, _report(result)
 
     with gr.Blocks(title="stepsmith", analytics_enabled=False) as demo:
         gr.Markdown(

@@ -173,3 +173,17 @@ def test_german_nouns_are_not_names():
     steps = ['Öffne die Einstellungen und tippe auf "Datenschutz".']
     context = {"platform": "android"}
     assert hallucination_rate(steps, "Datenschutz ändern", context, "", language="de") == 0.0
+
+
+def test_repetition_per_answer_and_per_item():
+    looping = {
+        "schema": "ordered_steps",
+        "steps": ['Select "Update recovery phone".'] * 3 + ["Enter the new number."],
+        "constraints": ['select "update recovery phone"'],
+        "validation": ["The new number shows."],
+    }
+    assert metrics.repetition(looping) == {"repeated": True, "repeated_items": 3 / 6}
+    distinct = {**looping, "steps": ["Open Settings.", "Tap Save."], "constraints": []}
+    assert metrics.repetition(distinct) == {"repeated": False, "repeated_items": 0.0}
+    refusal = {"schema": "refusal", "category": "fraud", "reason": "Not this.", "alternatives": []}
+    assert metrics.repetition(refusal) == {"repeated": False, "repeated_items": 0.0}

@@ -20,9 +20,13 @@ def test_markdown_reports_every_figure():
         "model": "m.gguf",
         "versions": {"llama_cpp_python": "0.3.36", "python": "3.11"},
         "decode": {
-            "plain": {"tokens": 100, "seconds": 2.0, "tok_s": 50.0},
-            "grammar": {"tokens": 90, "seconds": 2.0, "tok_s": 45.0},
-            "ratio": 0.9,
+            "plain": {"tokens": 100, "forced": 0, "seconds": 2.0, "tok_s": 50.0, "answers": 12, "valid": 11},
+            "gbnf": {"tokens": 90, "forced": 0, "seconds": 2.0, "tok_s": 45.0, "answers": 12, "valid": 12},
+            "llguidance": {
+                "tokens": 120, "forced": 30, "seconds": 2.0, "tok_s": 60.0, "answers": 12, "valid": 12,
+            },
+            "vs_plain": 1.2, "vs_gbnf": 1.333, "gbnf_vs_plain": 0.9, "forced_share": 0.25,
+            "mask_us": {"p50": 410, "p99": 1500, "n": 90}, "rollbacks": {"item": 3},
         },
         "latency": {"n": 6, "valid": 6, "p50_s": 1.5, "p95_s": 3.25},
         "load": {
@@ -32,14 +36,32 @@ def test_markdown_reports_every_figure():
     }  # fmt: skip
     text = markdown(results)
     for figure in (
-        "| 50.0 tok/s",
+        "| 50.0 tok/s (100 tokens, 11 of 12 answers valid)",
         "| 45.0 tok/s",
-        "| 0.9 |",
+        "| 60.0 tok/s",
+        "| our decoder / unconstrained | 1.2 |",
+        "| our decoder / GBNF | 1.333 |",
+        "| GBNF / unconstrained | 0.9 |",
+        "| 25.0% |",
+        "410 µs / 1500 µs (90 tokens)",
+        "| item 3 |",
         "1.5 s / 3.25 s",
         "| 2.0 req/s",
         "| failed requests | 0 |",
     ):
         assert figure in text
+
+
+@pytest.mark.model
+def test_decode_speed_measures_every_path_on_the_same_prompts(engine):
+    from run.bench import PATHS, decode_speed
+
+    result = decode_speed(engine, max_tokens=160, rounds=1)
+    for path in PATHS:
+        assert result[path]["answers"] == 6 and result[path]["tokens"] > 0 and result[path]["tok_s"] > 0
+    assert result["llguidance"]["forced"] > 0 and result["gbnf"]["forced"] == 0
+    assert result["mask_us"]["n"] > 0 and 0 < result["forced_share"] < 1
+    assert engine.constraint.name == "llguidance:output"  # put back
 
 
 @pytest.mark.model

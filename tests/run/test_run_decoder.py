@@ -137,3 +137,44 @@ def test_a_deadline_during_the_prompt_is_a_timeout(engine):
         prompt, Sampling(), grammar=grammar, bounds=Bounds(), max_tokens=10_000, deadline=time.monotonic()
     )
     assert out.status == "timeout" and "prompt" in out.error and out.text == ""
+
+
+@pytest.mark.model
+def test_streamed_chunks_never_split_a_character(engine):
+    messages = build_messages({"input": {"intent": "¿Cómo cambio el idioma? ✓ ñandú €", "context": None}}, None)
+    prompt = engine.prompt_tokens(messages)
+    grammar = LarkGrammar()
+    bounds = fit_bounds(grammar, 256)
+    chunks: list[str] = []
+    out = engine.decoder.decode(
+        prompt,
+        GREEDY,
+        grammar=grammar,
+        bounds=bounds,
+        max_tokens=grammar.worst_case_tokens(bounds),
+        deadline=time.monotonic() + 300,
+        on_text=chunks.append,
+    )
+    assert out.status == "ok" and "".join(chunks) == out.text
+    assert all("\ufffd" not in c for c in chunks)
+
+
+@pytest.mark.model
+def test_a_revision_that_runs_out_of_time_is_reported(engine):
+    """The first draft is done when the clock runs out: it comes back, and the report says why."""
+    slept, limit = [], 8.0  # the draft takes about a second; the stall waits out the rest
+
+    def stall(round_no: int, text: str) -> None:
+        if round_no == 1 and text.endswith("}") and not slept:
+            slept.append(True)
+            time.sleep(max(0.0, start + limit + 0.2 - time.monotonic()))  # the draft is complete
+
+    start = time.monotonic()
+    result = engine.generate(
+        "reset my password in the Shopify app", {"app": "Shopify"}, stream=stall, timeout_s=limit
+    )
+    report = result.selfcheck
+    assert slept and result.ok and report.rounds == 1
+    assert report.failed[0], "the base model's first draft breaks a rule here, so a revision was due"
+    assert report.stopped == "timeout" and not report.passed
+    assert result.to_dict()["selfcheck"]["stopped"] == "timeout"

@@ -50,6 +50,10 @@ def test_copied_items(item, earlier, found):
         ("Set the start date to 2024-01-01.", None),
         ('Turn on "Turn on automatic replies".', None),
         ("Tap Save.", None),
+        ("Tap Profile Profile Details", 12),
+        ("Tap Profile Profile", None),  # may still be "Profile Profiles"
+        ("Select the card card number ", None),  # four letters: "vous vous" is French
+        ('Go to "System" > "System Software" ', None),
     ],
 )
 def test_word_loops(text, start):
