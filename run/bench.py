@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import platform
 import sys
 import threading
@@ -46,7 +45,12 @@ PROMPTS = [
 class BenchConfig(EngineConfig):
     """Settings of `python -m run.bench`: the engine's, plus the size of each measurement."""
 
-    decode_max_tokens: int = option(512, "token budget per draft for the decode and latency measurements")
+    # 7168: serving's own budget, so the grammar paths write answers of serving's length (at 512
+    # the bounds cut every string to a tenth of its schema length).
+    decode_max_tokens: int = option(7168, "token budget per draft on the grammar paths and for the latency")
+    # An unconstrained answer has no bound and may never close: it stops here, and its tokens/s
+    # counts what was decoded. 512 is twice the fine-tuned default's mean answer (262 tokens).
+    plain_max_tokens: int = option(512, "token cap per unconstrained answer in the decode measurement")
     # 2 rounds of 6 prompts: 12 answers a path, in minutes on 2 cores for the fine-tuned default.
     rounds: int = option(2, "rounds over the prompts in the decode measurement")
     clients: int = option(8, "concurrent API clients in the load test")
@@ -80,19 +84,26 @@ def _one(engine: Any, path: str, intent: str, context: Any, max_tokens: int) -> 
         engine.constraint = LarkGrammar()
 
 
-def decode_speed(engine: Any, max_tokens: int, rounds: int = 2) -> dict[str, Any]:
+def decode_speed(
+    engine: Any, max_tokens: int, rounds: int = 2, plain_max_tokens: int = 512
+) -> dict[str, Any]:
     """Tokens per second on each path over the same prompts, interleaved (see the docstring)."""
-    totals = {p: {"tokens": 0, "forced": 0, "seconds": 0.0, "answers": 0, "valid": 0} for p in PATHS}
+    totals = {
+        p: {"tokens": 0, "forced": 0, "kept": 0, "seconds": 0.0, "answers": 0, "valid": 0} for p in PATHS
+    }
     masks: list[float] = []
     rollbacks: dict[str, int] = {}
     for r in range(rounds):
         for i, (intent, context) in enumerate(PROMPTS):
             shift = (r * len(PROMPTS) + i) % len(PATHS)
             for path in PATHS[shift:] + PATHS[:shift]:
-                result = _one(engine, path, intent, context, max_tokens)
+                cap = plain_max_tokens if path == "plain" else max_tokens
+                result = _one(engine, path, intent, context, cap)
                 total = totals[path]
                 total["tokens"] += result.tokens
                 total["forced"] += result.forced
+                # The GBNF path has no rollbacks: everything it decodes is kept.
+                total["kept"] += result.kept if path != "gbnf" else result.tokens
                 total["seconds"] += result.decode_s
                 total["answers"] += 1
                 total["valid"] += result.ok
@@ -111,6 +122,7 @@ def decode_speed(engine: Any, max_tokens: int, rounds: int = 2) -> dict[str, Any
     out["vs_plain"] = round(ours["tok_s"] / out["plain"]["tok_s"], 3)
     out["vs_gbnf"] = round(ours["tok_s"] / out["gbnf"]["tok_s"], 3)
     out["gbnf_vs_plain"] = round(out["gbnf"]["tok_s"] / out["plain"]["tok_s"], 3)
+    out["kept_tok_s"] = round(ours["kept"] / ours["seconds"], 1)
     out["forced_share"] = round(ours["forced"] / ours["tokens"], 3) if ours["tokens"] else 0.0
     out["mask_us"] = {
         "p50": round(_pct(masks, 50) * 1e6),
@@ -118,6 +130,7 @@ def decode_speed(engine: Any, max_tokens: int, rounds: int = 2) -> dict[str, Any
         "n": len(masks),
     }
     out["rollbacks"] = rollbacks
+    out.update(rounds=rounds, prompts=len(PROMPTS), max_tokens=max_tokens, plain_max_tokens=plain_max_tokens)
     return out
 
 
@@ -188,7 +201,8 @@ def load(engine: Any, clients: int, requests: int, max_tokens: int, seconds: flo
 def bench(
     engine: Any,
     *,
-    decode_max_tokens: int = 512,
+    decode_max_tokens: int = 7168,
+    plain_max_tokens: int = 512,
     rounds: int = 2,
     clients: int = 8,
     requests: int = 10,
@@ -198,13 +212,15 @@ def bench(
     """Every serving measurement on one engine, with the machine and library versions."""
     import llama_cpp
 
+    from train.bench import machine
+
     print("bench: decode speed, latency, then the API load test (minutes)", file=sys.stderr, flush=True)
     return {
         "date": date.today().isoformat(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {engine.llama.n_threads} thread(s)",
+        "machine": f"{machine()}, llama.cpp on {engine.llama.n_threads} thread(s)",
         "model": engine.model_path.name,
         "versions": {"llama_cpp_python": llama_cpp.__version__, "python": platform.python_version()},
-        "decode": decode_speed(engine, decode_max_tokens, rounds),
+        "decode": decode_speed(engine, decode_max_tokens, rounds, plain_max_tokens),
         "latency": latency(engine, decode_max_tokens),
         "load": load(engine, clients, requests, load_max_tokens, load_seconds),
     }
@@ -219,12 +235,16 @@ def markdown(results: dict[str, Any]) -> str:
             "## Serving (`run/`)",
             "",
             f"{results['date']}, {results['machine']}, model `{results['model']}`, "
-            f"llama-cpp-python {results['versions']['llama_cpp_python']}; `python -m run.bench`.",
+            f"llama-cpp-python {results['versions']['llama_cpp_python']}; `python -m run.bench`. "
+            f"Decode: {d['rounds']} rounds over the same {d['prompts']} prompts per path, interleaved; "
+            f"grammar paths at a {d['max_tokens']}-token budget, unconstrained answers capped at "
+            f"{d['plain_max_tokens']} tokens; tokens/s = (sampled + forced) / decode time.",
             "",
             "| measurement | value |",
             "|---|---|",
             *(
                 f"| decode, {label} | {d[p]['tok_s']} tok/s ({d[p]['tokens']} tokens, "
+                f"{d[p]['tokens'] // max(1, d[p]['answers'])} an answer, "
                 f"{d[p]['valid']} of {d[p]['answers']} answers valid) |"
                 for p, label in (
                     ("plain", "unconstrained (our loop, no grammar)"),
@@ -235,6 +255,8 @@ def markdown(results: dict[str, Any]) -> str:
             f"| our decoder / unconstrained | {d['vs_plain']} |",
             f"| our decoder / GBNF | {d['vs_gbnf']} |",
             f"| GBNF / unconstrained | {d['gbnf_vs_plain']} |",
+            f"| our decoder, answer tokens only (after rollbacks) | {d['kept_tok_s']} tok/s "
+            f"({d['llguidance']['kept']} tokens) |",
             f"| tokens forced by the grammar (jump-forward) | {d['forced_share']:.1%} |",
             f"| mask time per sampled token, p50 / p99 | {d['mask_us']['p50']} µs / {d['mask_us']['p99']} µs "
             f"({d['mask_us']['n']} tokens) |",
@@ -266,6 +288,7 @@ def main(config: BenchConfig) -> int:
     results = bench(
         engine,
         decode_max_tokens=config.decode_max_tokens,
+        plain_max_tokens=config.plain_max_tokens,
         rounds=config.rounds,
         clients=config.clients,
         requests=config.requests,

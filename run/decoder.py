@@ -60,6 +60,7 @@ class Decoded:
     error: str | None = None
     sampled: int = 0  # tokens the model chose (end-of-sequence included), rolled-back ones too
     forced: int = 0  # tokens the grammar forced, appended without sampling
+    kept: int = 0  # tokens of the answer as returned, after every rollback
     prompt_tokens: int = 0
     reused_tokens: int = 0  # of the prompt, found in the KV cache
     prompt_s: float = 0.0
@@ -166,6 +167,7 @@ class Decoder:
                 llama_cpp.llama_sampler_free(chain)
         out.decode_s = time.monotonic() - start - out.prompt_s
         out.text = state.text.decode("utf-8", "replace")
+        out.kept = len(state.tokens)
         out.jumps = [(forced, appended) for _, forced, appended in state.jumps]
         if out.status == "ok":
             stream.flush(state.text)

@@ -120,6 +120,7 @@ class Result:
     selfcheck: SelfCheckReport = field(default_factory=lambda: SelfCheckReport(enabled=False))
     tokens: int = 0  # generated over all drafts (sampled and forced), end-of-sequence tokens included
     forced: int = 0  # of those, appended by jump-forward without sampling
+    kept: int = 0  # of those, in the returned answers (the rest were rolled back)
     rollbacks: dict[str, int] = field(default_factory=dict)  # repetition control, summed over drafts
     mask_s: list[float] = field(default_factory=list)  # time to mask each sampled token
     latency_s: float = 0.0
@@ -171,6 +172,7 @@ class _Draft:
     forced: int = 0
     rollbacks: Counter = field(default_factory=Counter)
     mask_s: list[float] = field(default_factory=list)
+    kept: int = 0
 
 
 def check_input(intent: Any, context: Any) -> None:
@@ -320,6 +322,7 @@ class Engine:
                 {"role": "user", "content": selfcheck.revision_message(violations)},
             ]
         best.tokens, best.decode_s, best.forced = spent.tokens, spent.decode_s, spent.forced
+        best.kept = spent.kept
         best.rollbacks, best.mask_s = dict(spent.rollbacks), spent.mask_s
         return best
 
@@ -351,6 +354,7 @@ class Engine:
                 break
             bounds = tighter(bounds)
         draft.tokens, draft.decode_s, draft.forced = spent.tokens, spent.decode_s, spent.forced
+        draft.kept = spent.kept
         draft.rollbacks, draft.mask_s = spent.rollbacks, spent.mask_s
         return draft
 
@@ -438,5 +442,6 @@ def _add(total: _Draft, draft: _Draft) -> None:
     total.tokens += draft.tokens
     total.decode_s += draft.decode_s
     total.forced += draft.forced
+    total.kept += draft.kept
     total.rollbacks.update(draft.rollbacks)
     total.mask_s += draft.mask_s

@@ -23,10 +23,12 @@ def test_markdown_reports_every_figure():
             "plain": {"tokens": 100, "forced": 0, "seconds": 2.0, "tok_s": 50.0, "answers": 12, "valid": 11},
             "gbnf": {"tokens": 90, "forced": 0, "seconds": 2.0, "tok_s": 45.0, "answers": 12, "valid": 12},
             "llguidance": {
-                "tokens": 120, "forced": 30, "seconds": 2.0, "tok_s": 60.0, "answers": 12, "valid": 12,
+                "tokens": 120, "forced": 30, "kept": 110, "seconds": 2.0, "tok_s": 60.0,
+                "answers": 12, "valid": 12,
             },
-            "vs_plain": 1.2, "vs_gbnf": 1.333, "gbnf_vs_plain": 0.9, "forced_share": 0.25,
+            "vs_plain": 1.2, "vs_gbnf": 1.333, "kept_tok_s": 55.0, "gbnf_vs_plain": 0.9, "forced_share": 0.25,
             "mask_us": {"p50": 410, "p99": 1500, "n": 90}, "rollbacks": {"item": 3},
+            "rounds": 2, "prompts": 6, "max_tokens": 7168, "plain_max_tokens": 512,
         },
         "latency": {"n": 6, "valid": 6, "p50_s": 1.5, "p95_s": 3.25},
         "load": {
@@ -36,13 +38,15 @@ def test_markdown_reports_every_figure():
     }  # fmt: skip
     text = markdown(results)
     for figure in (
-        "| 50.0 tok/s (100 tokens, 11 of 12 answers valid)",
+        "| 50.0 tok/s (100 tokens, 8 an answer, 11 of 12 answers valid)",
+        "2 rounds over the same 6 prompts per path",
         "| 45.0 tok/s",
         "| 60.0 tok/s",
         "| our decoder / unconstrained | 1.2 |",
         "| our decoder / GBNF | 1.333 |",
         "| GBNF / unconstrained | 0.9 |",
         "| 25.0% |",
+        "| 55.0 tok/s (110 tokens) |",
         "410 µs / 1500 µs (90 tokens)",
         "| item 3 |",
         "1.5 s / 3.25 s",
@@ -56,7 +60,7 @@ def test_markdown_reports_every_figure():
 def test_decode_speed_measures_every_path_on_the_same_prompts(engine):
     from run.bench import PATHS, decode_speed
 
-    result = decode_speed(engine, max_tokens=160, rounds=1)
+    result = decode_speed(engine, max_tokens=160, rounds=1, plain_max_tokens=64)
     for path in PATHS:
         assert result[path]["answers"] == 6 and result[path]["tokens"] > 0 and result[path]["tok_s"] > 0
     assert result["llguidance"]["forced"] > 0 and result["gbnf"]["forced"] == 0

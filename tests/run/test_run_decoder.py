@@ -141,7 +141,8 @@ def test_a_deadline_during_the_prompt_is_a_timeout(engine):
 
 @pytest.mark.model
 def test_streamed_chunks_never_split_a_character(engine):
-    messages = build_messages({"input": {"intent": "¿Cómo cambio el idioma? ✓ ñandú €", "context": None}}, None)
+    intent = "¿Cómo cambio el idioma? ✓ ñandú €"
+    messages = build_messages({"input": {"intent": intent, "context": None}}, None)
     prompt = engine.prompt_tokens(messages)
     grammar = LarkGrammar()
     bounds = fit_bounds(grammar, 256)
