@@ -89,6 +89,21 @@ bench-train *args: setup
 bench-train-gpu *args: setup
     {{py}} -m train.bench_gpu {{args}}
 
+# The wheels the GPU tier needs on a machine with no network (.gpu/wheels, Python 3.12, manylinux
+# x86_64, --no-deps, every package named in train/gpu_bundle.py at this .venv's versions), plus
+# SmolLM2's tokenizer (outputs/base/smollm2-tokenizer). Fails over 60 MiB: the 64 MiB that travels
+# less the repository. Unsloth's wheel (28 MiB, nearly all its studio/ web app) and bitsandbytes'
+# (41 MiB, a library per CUDA 11.8-13.2) are repacked without what training never loads; it keeps
+# bitsandbytes' CUDA 13 and CPU builds, which torch 2.11 on CUDA 13 uses. About 33 MiB in all.
+gpu-bundle *args: setup
+    {{py}} -m train.gpu_bundle {{args}}
+
+# The GPU tier in one run (< 8 min): install the bundle, imports, pytest -m gpu, bench_gpu; results in
+# $OUT (else outputs/gpu-check). On the GPU machine: python3 -m train.gpu_check, carrying .gpu/wheels
+# and outputs/base/smollm2-tokenizer. Here, without CUDA: just gpu-check --dry-run.
+gpu-check *args: setup
+    {{py}} -m train.gpu_check {{args}}
+
 # Merge, convert to GGUF, quantize and verify, offline (default: outputs/smollm2-135m-cpu).
 export *args: setup
     {{py}} -m export {{args}}

@@ -62,6 +62,25 @@ def embedded_smollm2(cache: Path = BASE_CACHE) -> Path:
     return target
 
 
+def embedded_tokenizer(cache: Path = BASE_CACHE) -> Path:
+    """SmolLM2's tokenizer alone (3.4 MiB), saved once from the shipped GGUF.
+
+    For random models that only need a real tokenizer (the GPU tier): this folder travels to a
+    machine with no network where the 98 MiB GGUF and the 514 MiB converted weights would not.
+    """
+    target = cache / "smollm2-tokenizer"
+    if (target / "tokenizer_config.json").is_file():
+        return target
+    try:
+        tokenizer = load_gguf_tokenizer(smollm2_gguf())
+    except MissingModelError as e:
+        raise BaseModelError(str(e)) from None
+    partial = target.with_name(target.name + ".partial")
+    tokenizer.save_pretrained(partial)
+    partial.rename(target)
+    return target
+
+
 def resolve_base(name: str) -> str:
     """A loadable model reference: a local folder, or a hub id when the hub is reachable."""
     if name == EMBEDDED:

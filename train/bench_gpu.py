@@ -53,7 +53,7 @@ def build_model(model_dir: Path) -> None:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from train.base import resolve_base
+    from train.base import embedded_tokenizer
 
     if (model_dir / "config.json").is_file():
         return
@@ -62,7 +62,7 @@ def build_model(model_dir: Path) -> None:
         model = LlamaForCausalLM._from_config(LlamaConfig(**LLAMA31_8B), torch_dtype=torch.bfloat16)
     model.save_pretrained(model_dir, max_shard_size="5GB")
     # Any tokenizer will do: the data are random token ids; loaders only need the files.
-    AutoTokenizer.from_pretrained(resolve_base("smollm2")).save_pretrained(model_dir)
+    AutoTokenizer.from_pretrained(embedded_tokenizer()).save_pretrained(model_dir)
 
 
 def _data(steps: int, batch: int, seq_len: int, seed: int) -> list[dict]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 
@@ -135,7 +136,9 @@ def lark_matcher(vocab):
     import llguidance
     from llguidance.llamacpp import lltokenizer_from_vocab
 
-    tokenizer = lltokenizer_from_vocab(vocab._model.vocab)
+    with warnings.catch_warnings():  # llguidance reads token attributes by a deprecated name
+        warnings.simplefilter("ignore", DeprecationWarning)
+        tokenizer = lltokenizer_from_vocab(vocab._model.vocab)
     grammar = llguidance.LLMatcher.grammar_from_lark(LarkGrammar().lark(Bounds()))
     matcher = llguidance.LLMatcher(tokenizer, grammar, log_level=0)
     assert not matcher.is_error(), matcher.get_error()

@@ -1,4 +1,5 @@
-"""GPU tier: 4-bit QLoRA through Unsloth on a tiny random Llama with SmolLM2's tokenizer."""
+"""GPU tier: 4-bit QLoRA through Unsloth on a tiny random Llama with SmolLM2's tokenizer, then its
+merge at 16 bits. `just gpu-check` runs it on a machine with CUDA; elsewhere it skips."""
 
 from __future__ import annotations
 
@@ -9,14 +10,19 @@ import pytest
 pytestmark = pytest.mark.gpu
 
 
-def test_qlora_steps_on_a_tiny_random_llama(tmp_path):
+def test_qlora_steps_on_a_tiny_random_llama_then_the_16_bit_merge(tmp_path):
+    import torch
+    import unsloth  # noqa: F401  (before transformers, as Unsloth asks, so its patches apply)
+    from safetensors.torch import load_file
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
+    from export.merge import merge
+    from export.verify import probe_text
     from train.__main__ import main
-    from train.base import resolve_base
+    from train.base import embedded_tokenizer
     from train.config import TrainConfig
 
-    tokenizer = AutoTokenizer.from_pretrained(resolve_base("smollm2"))
+    tokenizer = AutoTokenizer.from_pretrained(embedded_tokenizer())
     # Hidden size 256: wide enough for bitsandbytes' 4-bit blocks, small enough to build in seconds.
     config = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -30,7 +36,8 @@ def test_qlora_steps_on_a_tiny_random_llama(tmp_path):
         eos_token_id=tokenizer.eos_token_id,
     )
     model_dir = tmp_path / "tiny-llama"
-    LlamaForCausalLM(config).save_pretrained(model_dir)
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).to(torch.bfloat16).save_pretrained(model_dir)  # the 16-bit base
     tokenizer.save_pretrained(model_dir)
     row = {
         "id": "a",
@@ -55,3 +62,14 @@ def test_qlora_steps_on_a_tiny_random_llama(tmp_path):
     assert main(run) == 0
     summary = json.loads((tmp_path / "gpu" / "train_summary.json").read_text())
     assert summary["global_step"] == 4 and summary["peak_vram_mb"] > 0
+
+    # The adapter merges into the 16-bit weights it was trained against (4-bit) and changes them.
+    run_dir = tmp_path / "gpu"
+    info = merge(
+        run_dir, str(model_dir), "test", str(model_dir), run_dir / "merged", ["q4_k_m"], probe_text()
+    )
+    assert info["dtype"] in ("bfloat16", "float16")
+    merged = load_file(str(run_dir / "merged" / "model.safetensors"))
+    base = load_file(str(model_dir / "model.safetensors"))
+    changed = [k for k in base if "q_proj" in k and not torch.equal(base[k], merged[k])]
+    assert changed, "the merge left every q_proj weight as it was"
