@@ -19,9 +19,11 @@ plus KV-cache truncation) and resampled with their first diverging token banned.
 from __future__ import annotations
 
 import codecs
+import os
 import time
 import warnings
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -207,12 +209,7 @@ class Decoder:
     def _prefill(self, state: _State, out: Decoded, deadline: float) -> bool:
         """Evaluate the prompt, after the prefix it shares with what the KV cache holds."""
         llama, prompt = self.llama, state.prompt
-        cached = llama.input_ids[: llama.n_tokens].tolist()
-        reuse = 0
-        for a, b in zip(cached, prompt, strict=False):
-            if a != b:
-                break
-            reuse += 1
+        reuse = _common_prefix(llama.input_ids[: llama.n_tokens].tolist(), prompt)
         reuse = min(reuse, len(prompt) - 1)  # the last prompt token is evaluated for its logits
         llama.n_tokens, out.reused_tokens = reuse, reuse
         for i in range(reuse, len(prompt), llama.n_batch):
@@ -401,13 +398,9 @@ def _content(text: bytearray, item: repetition.Item) -> str:
     return json.loads(b'"' + bytes(text[item.start : item.end]) + b'"')
 
 
-def _common_prefix(a: bytes, b: bytes) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
+def _common_prefix(a: Sequence, b: Sequence) -> int:
+    """How many leading elements two sequences share."""
+    return len(os.path.commonprefix([a, b]))
 
 
 def _stop(out: Decoded, status: Status, error: str) -> Decoded:

@@ -381,17 +381,20 @@ class Engine:
             deadline=deadline,
             on_text=on_text,
         )
-        tokens = out.sampled + out.forced
+        spent = (
+            out.sampled + out.forced,
+            out.decode_s,
+            bounds,
+            out.forced,
+            out.rollbacks,
+            out.mask_s,
+            out.kept,
+        )
         if out.status != "ok":
             status = "invalid" if out.status == "budget" and bounds is None else out.status
-            return _Draft(
-                None, status, out.error, tokens, out.decode_s, bounds, out.forced, out.rollbacks, out.mask_s
-            )
+            return _Draft(None, status, out.error, *spent)
         output, error = parse_answer(out.text, strict=bounds is not None)
-        status = "ok" if output else "invalid"
-        return _Draft(
-            output, status, error, tokens, out.decode_s, bounds, out.forced, out.rollbacks, out.mask_s
-        )
+        return _Draft(output, "ok" if output else "invalid", error, *spent)
 
     def _decode_gbnf(self, prompt: list[int], bounds: Bounds, stream, round_no: int, deadline) -> _Draft:
         """One streamed completion with llama-cpp-python's GBNF sampler; validates what it got.

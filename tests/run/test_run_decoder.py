@@ -29,7 +29,7 @@ FORGED = (
 GREEDY = Sampling()
 
 
-def _decode(engine, intent, context, sampling=GREEDY, budget=256):
+def _decode(engine, intent, context, sampling=GREEDY, budget=256, on_text=None):
     messages = build_messages({"input": {"intent": intent, "context": context}}, assistant=None)
     prompt = engine.prompt_tokens(messages)
     grammar = LarkGrammar()
@@ -41,6 +41,7 @@ def _decode(engine, intent, context, sampling=GREEDY, budget=256):
         bounds=bounds,
         max_tokens=grammar.worst_case_tokens(bounds),
         deadline=time.monotonic() + 300,
+        on_text=on_text,
     )
     return prompt, out
 
@@ -141,21 +142,8 @@ def test_a_deadline_during_the_prompt_is_a_timeout(engine):
 
 @pytest.mark.model
 def test_streamed_chunks_never_split_a_character(engine):
-    intent = "¿Cómo cambio el idioma? ✓ ñandú €"
-    messages = build_messages({"input": {"intent": intent, "context": None}}, None)
-    prompt = engine.prompt_tokens(messages)
-    grammar = LarkGrammar()
-    bounds = fit_bounds(grammar, 256)
     chunks: list[str] = []
-    out = engine.decoder.decode(
-        prompt,
-        GREEDY,
-        grammar=grammar,
-        bounds=bounds,
-        max_tokens=grammar.worst_case_tokens(bounds),
-        deadline=time.monotonic() + 300,
-        on_text=chunks.append,
-    )
+    _, out = _decode(engine, "¿Cómo cambio el idioma? ✓ ñandú €", None, on_text=chunks.append)
     assert out.status == "ok" and "".join(chunks) == out.text
     assert all("\ufffd" not in c for c in chunks)
 
@@ -179,3 +167,11 @@ def test_a_revision_that_runs_out_of_time_is_reported(engine):
     assert report.failed[0], "the base model's first draft breaks a rule here, so a revision was due"
     assert report.stopped == "timeout" and not report.passed
     assert result.to_dict()["selfcheck"]["stopped"] == "timeout"
+
+
+@pytest.mark.model
+def test_the_engine_reports_what_the_decoder_spent(engine):
+    result = engine.generate("mute a chat", {"app": "WhatsApp"}, selfcheck=False)
+    assert result.ok and 0 < result.forced < result.tokens
+    assert 0 < result.kept <= result.tokens and result.mask_s
+    assert result.to_dict()["forced"] == result.forced
