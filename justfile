@@ -99,8 +99,8 @@ gpu-bundle *args: setup
     {{py}} -m train.gpu_bundle {{args}}
 
 # The GPU tier in one run (< 8 min): install the bundle, imports, pytest -m gpu, bench_gpu; results in
-# $OUT (else outputs/gpu-check). On the GPU machine: python3 -m train.gpu_check, carrying .gpu/wheels
-# and outputs/base/smollm2-tokenizer. Here, without CUDA: just gpu-check --dry-run.
+# $OUT (else outputs/gpu-check). On the GPU machine, with .gpu/wheels and outputs/base/smollm2-tokenizer
+# copied along with the repository: python3 -m train.gpu_check. Here, without CUDA: just gpu-check --dry-run.
 gpu-check *args: setup
     {{py}} -m train.gpu_check {{args}}
 
