@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
-from data.schema import context_fields, is_refusal, output_summary
+from data.schema import context_fields, hidden_characters, is_refusal, output_summary
 
 AssistantFormat = Literal["json", "numbered"]
 
@@ -25,9 +26,30 @@ def system_prompt() -> str:
     )
 
 
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def one_line(value: str) -> str:
+    """`value` on one prompt line: every character of $defs/hidden_characters in the BMP (controls,
+    line and paragraph separators, zero-width and bidi formatting characters) written as an escape
+    (\\n, \\t, \\u202e), so that no user text can open a new line, field or turn, or hide one."""
+
+    def escape(match: re.Match) -> str:
+        char = match.group()
+        if ord(char) > 0xFFFF:  # emoji and other astral characters are visible text
+            return char
+        return _ESCAPES.get(char) or f"\\u{ord(char):04x}"
+
+    return hidden_characters().sub(escape, value)
+
+
 def user_message(intent: str, context: dict[str, Any] | None) -> str:
-    """The user message: the intent, then each given context field on its own line."""
-    lines = [f"Intent: {intent}"]
+    """The user message: the intent, then each given context field on its own line.
+
+    Every value goes through `one_line`, so the lines are exactly these: a newline in an intent
+    cannot fake an `Intent:` or a `- user_role: admin` line.
+    """
+    lines = [f"Intent: {one_line(intent)}"]
     context = context or {}
     given = [k for k in context_fields() if context.get(k) not in (None, "", [])]
     if not given:
@@ -37,7 +59,7 @@ def user_message(intent: str, context: dict[str, Any] | None) -> str:
         for key in given:
             value = context[key]
             shown = ", ".join(value) if isinstance(value, list) else value
-            lines.append(f"- {key}: {shown}")
+            lines.append(f"- {key}: {one_line(shown)}")
     return "\n".join(lines)
 
 

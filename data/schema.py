@@ -96,13 +96,14 @@ def validate_output(output: Any) -> list[tuple[str, str]]:
 
 
 @functools.cache
-def _hidden() -> re.Pattern:
+def hidden_characters() -> re.Pattern:
+    """The characters no output string may hold ($defs/hidden_characters), as a compiled class."""
     return re.compile(load_schema()["$defs"]["hidden_characters"]["pattern"])
 
 
 def without_hidden(text: str) -> str:
     """`text` minus the characters no output string may hold ($defs/hidden_characters)."""
-    return _hidden().sub("", text)
+    return hidden_characters().sub("", text)
 
 
 def context_fields() -> list[str]:
