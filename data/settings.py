@@ -18,7 +18,15 @@ import yaml
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class UserError(Exception):
+    """The base of every error a user can fix: the message says what, where and how.
+
+    `user_errors()` turns any of them into one `error:` line and exit code 2; anything else is a
+    bug and keeps its traceback. Each stage's errors subclass this (and the builtin they are).
+    """
+
+
+class ConfigError(UserError, ValueError):
     """A config problem a user can fix: the message says what, where and how."""
 
 
@@ -79,11 +87,11 @@ def _check_keys(cls: type, keys: typing.Iterable[str], where: str) -> None:
 
 @contextmanager
 def user_errors(*kinds: type[Exception]) -> Iterator[None]:
-    """Every command's error contract: a ConfigError (or one of `kinds`) becomes one
+    """Every command's error contract: a UserError (or one of `kinds`) becomes one
     `error: ...` line on stderr and exit code 2, never a traceback."""
     try:
         yield
-    except (ConfigError, *kinds) as e:
+    except (UserError, *kinds) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
 

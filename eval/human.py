@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from data.prompt import render_numbered
-from data.settings import dump_config
+from data.settings import UserError, dump_config
 from eval.config import HumanScoreConfig, HumanSheetConfig
 from eval.stats import bootstrap_ci
 
@@ -35,7 +35,7 @@ PREFERENCES = ("A", "B", "tie")
 NO_ANSWER = "(no valid answer)"
 
 
-class HumanKitError(ValueError):
+class HumanKitError(UserError, ValueError):
     """A sheet or key that cannot be read; the message says where and how to fix it."""
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from data.schema import definition, is_refusal, load_schema, validate_output
+from data.settings import UserError
 from eval.metrics import SCHEMA_MAX_STEPS, style_problems
 
 # How many unscorable lines to list before "... and N more".
@@ -26,7 +27,7 @@ _SHOWN_ERRORS = 10
 _STEP_MAX_LENGTH = load_schema()["$defs"]["procedure"]["properties"]["steps"]["items"]["maxLength"]
 
 
-class EvalDataError(ValueError):
+class EvalDataError(UserError, ValueError):
     """A test file that cannot be scored; the message locates every bad line."""
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from data.schema import without_hidden
+from data.settings import UserError
 from eval.references import Example
 
 # What each ablation turns off: the grammar and the self-check per call, the decoder's
@@ -28,7 +29,7 @@ _ABLATED_SETTINGS = {"repetition": {"repetition": False}, "decoder": {"constrain
 _INTENT_CHARS = 120
 
 
-class SpecError(ValueError):
+class SpecError(UserError, ValueError):
     """A system spec that names nothing usable; the message says what to pass instead."""
 
 

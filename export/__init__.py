@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from data.settings import UserError
+
 # The quantizations `--quant` accepts: name -> llama.cpp file type (an attribute of llama_cpp).
 # F16 is the converter's own output; the others come from llama_model_quantize.
 QUANTS = {
@@ -15,7 +17,7 @@ QUANTS = {
 DEFAULT_QUANT = "q4_k_m"
 
 
-class ExportError(RuntimeError):
+class ExportError(UserError, RuntimeError):
     """An export problem a user can fix; the message says what, where and how."""
 
 

@@ -30,6 +30,7 @@ from typing import Any, Literal
 from data.prompt import build_messages, output_json, render_numbered
 from data.redact import redact, redact_value, region_of
 from data.schema import definition, is_refusal, validate_output
+from data.settings import UserError
 from run import safety, selfcheck
 from run.config import DEFAULT_RUN, EngineConfig
 from run.constraint import (
@@ -53,11 +54,11 @@ _PROMPT_MARGIN = 8
 _BUDGET_RETRIES = 2
 
 
-class InputError(ValueError):
+class InputError(UserError, ValueError):
     """An intent or context that the schema rejects; the message names the field and the fix."""
 
 
-class ModelError(RuntimeError):
+class ModelError(UserError, RuntimeError):
     """The model file to load is missing."""
 
 

@@ -22,7 +22,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from data.settings import ConfigError, load_yaml, option, parse_config, user_errors
+from data.settings import ConfigError, UserError, load_yaml, option, parse_config, user_errors
 
 STAGES = ("data", "train", "export", "eval")
 # First-run estimates on 2 CPU cores (measured, see docs/benchmarks.md), used for the overall
@@ -67,7 +67,7 @@ class Stage:
     fresh_flags: list[str] = field(default_factory=list)  # added when the inputs changed
 
 
-class StageError(RuntimeError):
+class StageError(UserError, RuntimeError):
     """A stage exited non-zero or was interrupted."""
 
 

@@ -6,12 +6,13 @@ import os
 from pathlib import Path
 
 from data.embedded import MissingModelError, load_gguf_tokenizer, smollm2_gguf
+from data.settings import UserError
 
 EMBEDDED = "smollm2"
 BASE_CACHE = Path("outputs/base")
 
 
-class BaseModelError(RuntimeError):
+class BaseModelError(UserError, RuntimeError):
     """The base model cannot be found; the message says how to get it."""
 
 

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from data.prompt import chat_text
+from data.settings import UserError
 
 IGNORE = -100  # label of tokens that carry no loss (PyTorch cross-entropy's ignore_index)
 
 
-class TrainDataError(RuntimeError):
+class TrainDataError(UserError, RuntimeError):
     """Missing or malformed training data; the message points at file:line."""
 
 

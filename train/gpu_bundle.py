@@ -27,6 +27,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from data.settings import UserError
+
 # Missing from the device image (its package list) and needed to import and run the trainer,
 # its tests and the benchmark: Unsloth's stack, then the dependencies the image lacks or has in
 # a version our pins exclude. Pure-Python or cp312 wheels; pyarrow (40 MiB) is on the image.
@@ -78,7 +80,7 @@ PLATFORMS = (
 PYTHON = "3.12"
 
 
-class BundleError(RuntimeError):
+class BundleError(UserError, RuntimeError):
     """The bundle cannot be made as asked; the message says why and what to do."""
 
 

@@ -8,10 +8,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from data.settings import UserError
 from train.config import TrainConfig
 
 
-class TrainError(RuntimeError):
+class TrainError(UserError, RuntimeError):
     """A training problem a user can fix; the message says which knob or command."""
 
 

@@ -65,3 +65,33 @@ def test_a_context_the_schema_rejects_exits_2():
     done = run_cli("hi", "--locale", "english")
     assert done.returncode == 2
     assert "error: context.locale:" in done.stderr
+
+
+def test_a_missing_model_file_is_one_error_line_not_a_traceback(tmp_path):
+    missing = tmp_path / "missing.gguf"
+    done = run_cli("mute a chat", "--model", str(missing))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"error: --model {missing}: no such file; pass a .gguf path, or nothing for the default"
+    ]
+
+
+def test_every_stage_error_is_a_user_error():
+    """One base class, so `user_errors()` catches a new stage's errors without being told."""
+    from data.__main__ import DataError
+    from data.embedded import MissingModelError
+    from data.settings import ConfigError, UserError
+    from eval.human import HumanKitError
+    from eval.references import EvalDataError
+    from eval.systems import SpecError
+    from export import ExportError
+    from run.engine import InputError, ModelError
+    from run.pipeline import StageError
+    from train.base import BaseModelError
+    from train.dataset import TrainDataError
+    from train.gpu_bundle import BundleError
+    from train.trainer import TrainError
+
+    kinds = (ConfigError, DataError, MissingModelError, HumanKitError, EvalDataError, SpecError, ExportError)
+    kinds += (InputError, ModelError, StageError, BaseModelError, TrainDataError, BundleError, TrainError)
+    assert all(issubclass(k, UserError) for k in kinds)
