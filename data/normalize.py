@@ -44,6 +44,20 @@ PLATFORM_ALIASES = {
 }
 
 
+# Invisible formatting characters: zero-width spaces and joiners, bidi marks, embeddings, overrides
+# and isolates, word joiners and invisible operators, the BOM, the soft hyphen. A user cannot
+# have meant them as text, and they can hide or reorder what a reader (or a rule) sees.
+INVISIBLE = re.compile(r"[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]")
+# Control characters no text field produces: C0 but tab, line feed and carriage return; DEL; C1.
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def user_text(value: str) -> tuple[str, int]:
+    """A user's text with its invisible formatting characters removed, and how many were removed."""
+    cleaned, removed = INVISIBLE.subn("", value)
+    return cleaned, removed
+
+
 def text(value: str) -> str:
     """NFC, collapse whitespace (including non-breaking spaces) and strip."""
     return _SPACE_RE.sub(" ", unicodedata.normalize("NFC", value)).strip()

@@ -129,6 +129,7 @@ class Result:
     grammar: bool = True
     bounds: Bounds | None = None
     redactions: dict[str, int] = field(default_factory=dict)
+    stripped: int = 0  # invisible formatting characters removed from the input (clean_input)
     intent: str = ""  # as prompted, after redaction
     model: str = ""
 
@@ -158,6 +159,7 @@ class Result:
             "latency_s": round(self.latency_s, 3),
             "grammar": self.grammar,
             "redactions": self.redactions,
+            "stripped": self.stripped,
             "model": self.model,
         }
 
@@ -174,6 +176,43 @@ class _Draft:
     rollbacks: Counter = field(default_factory=Counter)
     mask_s: list[float] = field(default_factory=list)
     kept: int = 0
+
+
+def clean_input(intent: str, context: dict[str, Any] | None) -> tuple[str, dict[str, Any] | None, int]:
+    """Intent and context with invisible formatting characters stripped, and how many went.
+
+    Stripped, not rejected: they are invisible, so the user did not mean them as text (a
+    zero-width space pasted from a web page), and removing them undoes a disguise such as a
+    bidi override, so the safety rules read what a person sees. Other control characters (NUL,
+    ESC, ...) are rejected with the field named: no text field produces them, so the request is
+    malformed. An intent that is blank once stripped is an error.
+    """
+    from data.normalize import CONTROL, user_text
+
+    removed = 0
+
+    def clean(value: Any, where: str) -> Any:
+        nonlocal removed
+        if isinstance(value, list):
+            return [clean(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        if not isinstance(value, str):
+            return value
+        bad = CONTROL.search(value)
+        if bad:
+            raise InputError(
+                f"{where}: holds the control character U+{ord(bad.group()):04X} at character {bad.start()}; "
+                "remove it (tabs and line breaks are fine)"
+            )
+        value, n = user_text(value)
+        removed += n
+        return value
+
+    intent = clean(intent, "intent")
+    if not intent.strip():
+        raise InputError("intent: is blank once invisible characters are removed; say what you want to do")
+    if context:
+        context = {k: clean(v, f"context.{k}") for k, v in context.items()}
+    return intent, context, removed
 
 
 def check_input(intent: Any, context: Any) -> None:
@@ -267,12 +306,14 @@ class Engine:
         start = time.monotonic()
         deadline = start + (timeout_s or self.config.timeout_s)
         check_input(intent, context)
+        intent, context, stripped = clean_input(intent, context)
         counts: Counter = Counter()
         region = region_of(context)
         intent = redact(intent, region, counts)
         context = redact_value(context, region, counts) if context else None
         base = {
             "grammar": grammar,
+            "stripped": stripped,
             "redactions": dict(counts),
             "intent": intent,
             "model": self.model_path.name,
