@@ -129,6 +129,7 @@ class Result:
     grammar: bool = True
     bounds: Bounds | None = None
     redactions: dict[str, int] = field(default_factory=dict)
+    output_redactions: dict[str, int] = field(default_factory=dict)  # PII masked in the answer
     stripped: int = 0  # invisible formatting characters removed from the input (clean_input)
     intent: str = ""  # as prompted, after redaction
     model: str = ""
@@ -160,6 +161,7 @@ class Result:
             "grammar": self.grammar,
             "redactions": self.redactions,
             "stripped": self.stripped,
+            "output_redactions": self.output_redactions,
             "model": self.model,
         }
 
@@ -176,6 +178,20 @@ class _Draft:
     rollbacks: Counter = field(default_factory=Counter)
     mask_s: list[float] = field(default_factory=list)
     kept: int = 0
+
+
+def mask_output(output: dict[str, Any] | None, region: str | None) -> tuple[dict[str, Any] | None, dict]:
+    """The answer with any PII the redactor finds masked, and the counts: whatever the model
+    wrote (an address it invented, a number the input redaction missed) never reaches the user.
+
+    A mask can be a character longer than a very short address; a masked answer that breaks the
+    schema that way is None (the caller reports it), never the unmasked one.
+    """
+    if output is None:
+        return None, {}
+    counts: Counter = Counter()
+    masked = redact_value(output, region, counts)
+    return (None if counts and validate_output(masked) else masked), dict(counts)
 
 
 def clean_input(intent: str, context: dict[str, Any] | None) -> tuple[str, dict[str, Any] | None, int]:
@@ -330,6 +346,13 @@ class Engine:
             result = self._rounds(intent, context, grammar, selfcheck, stream, limits, base)
         finally:
             self._lock.release()
+        held = result.output
+        result.output, result.output_redactions = mask_output(held, region)
+        if held is not None and result.output is None:
+            result.status, result.error = (
+                "invalid",
+                "the answer held PII that does not mask within the schema",
+            )
         result.latency_s = time.monotonic() - start
         return result
 
