@@ -71,6 +71,10 @@ class SelfCheck(BaseModel):
     failed: list[list[str]]
     passed: bool
     violations: list[dict[str, str]]
+    stopped: str | None = Field(
+        None,
+        description="why revisions stopped before the rules passed (timeout, budget, invalid), else null",
+    )
 
 
 class ProcedureResponse(BaseModel):
@@ -88,6 +92,8 @@ class ProcedureResponse(BaseModel):
     tokens: int = Field(description="tokens generated over all drafts")
     latency_s: float
     redactions: dict[str, int] = Field(description="PII masked in the input before prompting, by kind")
+    output_redactions: dict[str, int] = Field(description="PII masked in the answer, by kind")
+    stripped: int = Field(description="invisible formatting characters removed from the input")
     model: str
 
 
@@ -227,5 +233,7 @@ _RESPONSE_KEYS = (
     "tokens",
     "latency_s",
     "redactions",
+    "output_redactions",
+    "stripped",
     "model",
 )
