@@ -175,7 +175,7 @@ class EngineSystem:
         return self._engine
 
     def predict(self, example: Example) -> Prediction:
-        from run.engine import InputError
+        from run.boundary import InputError
 
         engine = self._load()
         try:

@@ -47,7 +47,8 @@ def _summary(result) -> str:
 
 def main(config: CliConfig) -> int:
     """Load the model, answer the intent, print it; returns the exit code."""
-    from run.engine import Engine, InputError
+    from run.boundary import InputError
+    from run.engine import Engine
 
     engine = Engine(engine_config(config))
     print(f"run: model {engine.model_path}", file=sys.stderr, flush=True)

@@ -16,7 +16,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from data.schema import load_schema
-from run.engine import Engine, InputError
+from run.boundary import InputError
+from run.engine import Engine
 
 log = logging.getLogger("run.api")
 # 64 KiB: a 4,000-character intent is at most 16 KB of UTF-8 and a full context under 2 KB,

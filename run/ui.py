@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from data.schema import context_fields, load_schema
-from run.engine import Engine, InputError
+from run.boundary import InputError
+from run.engine import Engine
 
 log = logging.getLogger("stepsmith.ui")
 # A few clickable starting points: a procedure, another language, and an unsafe intent.

@@ -85,7 +85,8 @@ def test_every_stage_error_is_a_user_error():
     from eval.references import EvalDataError
     from eval.systems import SpecError
     from export import ExportError
-    from run.engine import InputError, ModelError
+    from run.boundary import InputError
+    from run.engine import ModelError
     from run.pipeline import StageError
     from train.base import BaseModelError
     from train.dataset import TrainDataError
