@@ -21,6 +21,7 @@ import platform
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date
 from http.client import HTTPConnection
@@ -71,46 +72,44 @@ def _pct(values: list[float], q: float) -> float:
 PATHS = ("plain", "gbnf", "llguidance")
 
 
-def _one(engine: Any, path: str, intent: str, context: Any, max_tokens: int) -> Any:
-    """One answer on one path, self-check off: the constraint is swapped, the model is shared."""
-    from run.constraint import LarkGrammar, SchemaGrammar
-
-    engine.constraint = SchemaGrammar() if path == "gbnf" else LarkGrammar()
-    try:
-        return engine.generate(
-            intent, context, grammar=path != "plain", selfcheck=False, max_tokens=max_tokens
-        )
-    finally:
-        engine.constraint = LarkGrammar()
-
-
 def decode_speed(
     engine: Any, max_tokens: int, rounds: int = 2, plain_max_tokens: int = 512
 ) -> dict[str, Any]:
-    """Tokens per second on each path over the same prompts, interleaved (see the docstring)."""
+    """Tokens per second on each path over the same prompts, interleaved (see the docstring).
+
+    Self-check off; the grammar is swapped per path (built once each), the model is shared, and
+    the engine's own constraint is put back afterwards.
+    """
+    from run.constraint import LarkGrammar, SchemaGrammar
+
+    grammars = {"plain": None, "gbnf": SchemaGrammar(), "llguidance": LarkGrammar()}
     totals = {
         p: {"tokens": 0, "forced": 0, "kept": 0, "seconds": 0.0, "answers": 0, "valid": 0} for p in PATHS
     }
     masks: list[float] = []
-    rollbacks: dict[str, int] = {}
-    for r in range(rounds):
-        for i, (intent, context) in enumerate(PROMPTS):
-            shift = (r * len(PROMPTS) + i) % len(PATHS)
-            for path in PATHS[shift:] + PATHS[:shift]:
-                cap = plain_max_tokens if path == "plain" else max_tokens
-                result = _one(engine, path, intent, context, cap)
-                total = totals[path]
-                total["tokens"] += result.tokens
-                total["forced"] += result.forced
-                # The GBNF path has no rollbacks: everything it decodes is kept.
-                total["kept"] += result.kept if path != "gbnf" else result.tokens
-                total["seconds"] += result.decode_s
-                total["answers"] += 1
-                total["valid"] += result.ok
-                if path == "llguidance":
-                    masks += result.mask_s
-                    for k, v in result.rollbacks.items():
-                        rollbacks[k] = rollbacks.get(k, 0) + v
+    rollbacks: Counter = Counter()
+    own = engine.constraint
+    try:
+        for r in range(rounds):
+            for i, (intent, context) in enumerate(PROMPTS):
+                shift = (r * len(PROMPTS) + i) % len(PATHS)
+                for path in PATHS[shift:] + PATHS[:shift]:
+                    engine.constraint = grammars[path] or own
+                    cap = plain_max_tokens if path == "plain" else max_tokens
+                    result = engine.generate(
+                        intent, context, grammar=path != "plain", selfcheck=False, max_tokens=cap
+                    )
+                    total = totals[path]
+                    for key in ("tokens", "forced", "kept"):
+                        total[key] += getattr(result, key)
+                    total["seconds"] += result.decode_s
+                    total["answers"] += 1
+                    total["valid"] += result.ok
+                    if path == "llguidance":
+                        masks += result.mask_s
+                        rollbacks.update(result.rollbacks)
+    finally:
+        engine.constraint = own
     out: dict[str, Any] = {}
     for path, total in totals.items():
         out[path] = {
@@ -129,7 +128,7 @@ def decode_speed(
         "p99": round(_pct(masks, 99) * 1e6),
         "n": len(masks),
     }
-    out["rollbacks"] = rollbacks
+    out["rollbacks"] = dict(rollbacks)
     out.update(rounds=rounds, prompts=len(PROMPTS), max_tokens=max_tokens, plain_max_tokens=plain_max_tokens)
     return out
 

@@ -20,6 +20,7 @@ The characters a string may hold come from the schema too: each output string sa
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -127,11 +128,6 @@ def _merged(ranges: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
         else:
             out.append((lo, hi))
     return tuple(out)
-
-
-def excluded(ranges: tuple[tuple[int, int], ...], char: str) -> bool:
-    """True when `char` falls in one of the code point `ranges`."""
-    return any(lo <= ord(char) <= hi for lo, hi in ranges)
 
 
 class _Builder:
@@ -349,6 +345,28 @@ class _SchemaGrammar:
 
     def worst_case_tokens(self, bounds: Bounds) -> int:
         return self._build(bounds)[1] + 1  # + the end-of-sequence token
+
+    @functools.cached_property
+    def min_items(self) -> dict[str, int]:
+        """minItems of every array property the grammar's answer can hold, by key: where it may close."""
+        defs, found = self.schema.get("$defs", {}), {}
+
+        def walk(node: Any) -> None:
+            if isinstance(node, list):
+                for value in node:
+                    walk(value)
+            elif isinstance(node, dict):
+                if "$ref" in node:
+                    walk(defs[node["$ref"].removeprefix("#/$defs/")])
+                for key, sub in node.get("properties", {}).items():
+                    if sub.get("type") == "array":
+                        found[key] = sub.get("minItems", 0)
+                for key, value in node.items():
+                    if key != "$defs":
+                        walk(value)
+
+        walk(self.schema)
+        return found
 
 
 class SchemaGrammar(_SchemaGrammar):

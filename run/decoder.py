@@ -63,7 +63,6 @@ class Decoded:
     sampled: int = 0  # tokens the model chose (end-of-sequence included), rolled-back ones too
     forced: int = 0  # tokens the grammar forced, appended without sampling
     kept: int = 0  # tokens of the answer as returned, after every rollback
-    prompt_tokens: int = 0
     reused_tokens: int = 0  # of the prompt, found in the KV cache
     prompt_s: float = 0.0
     decode_s: float = 0.0
@@ -151,9 +150,9 @@ class Decoder:
         on_text: Any = None,
     ) -> Decoded:
         """Decode one answer; `grammar=None` decodes without one (the ablation)."""
-        out = Decoded(prompt_tokens=len(prompt))
+        out = Decoded()
         matcher = self.matcher(grammar.lark(bounds or Bounds())) if grammar is not None else None
-        state = _State(matcher, prompt, min_items=_min_items(grammar.schema) if grammar is not None else {})
+        state = _State(matcher, prompt, min_items=grammar.min_items if grammar is not None else {})
         start = time.monotonic()
         if not self._prefill(state, out, deadline):
             return _stop(out, "timeout", "ran past the per-request timeout while reading the prompt")
@@ -234,11 +233,14 @@ class Decoder:
 
     def _flush(self, state: _State) -> None:
         """Evaluate the appended tokens not yet in the KV cache, in one batch."""
-        sequence = state.prompt + state.tokens
-        if state.evaluated < len(sequence):
+        n_prompt = len(state.prompt)
+        total = n_prompt + len(state.tokens)
+        if state.evaluated < total:
+            # Only the pending tail: after a rollback to the answer's start it begins in the prompt.
+            pending = state.prompt[state.evaluated :] + state.tokens[max(0, state.evaluated - n_prompt) :]
             self.llama.n_tokens = state.evaluated
-            self.llama.eval(sequence[state.evaluated :])
-            state.evaluated = len(sequence)
+            self.llama.eval(pending)
+            state.evaluated = total
 
     def _logits(self) -> Any:
         """llama.cpp's logits row for the last evaluated token, as a view (no copy)."""
@@ -344,12 +346,13 @@ class Decoder:
         may open like a distinct one ('Tap "'), and the token after that shared start is banned.
         """
         text = _content(state.text, item)
-        if repetition.copied(text, [_content(state.text, e) for e in earlier]) is None:
+        copies = [repetition.copied(text, [_content(state.text, e)]) is not None for e in earlier]
+        if not any(copies):
             return False
         state.tries[("item", item.start)] += 1
         if state.tries[("item", item.start)] <= sampling.retries:
             raw = bytes(state.text[item.start : item.end])
-            distinct = [e for e in earlier if repetition.copied(text, [_content(state.text, e)]) is None]
+            distinct = [e for e, copy in zip(earlier, copies, strict=True) if not copy]
             shared = max(
                 (_common_prefix(raw, bytes(state.text[e.start : e.end])) for e in distinct), default=0
             )
@@ -406,25 +409,6 @@ def _common_prefix(a: Sequence, b: Sequence) -> int:
 def _stop(out: Decoded, status: Status, error: str) -> Decoded:
     out.status, out.error = status, error
     return out
-
-
-def _min_items(schema: dict[str, Any]) -> dict[str, int]:
-    """minItems of every array property in the output schema, by key (derived, not restated)."""
-    found: dict[str, int] = {}
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for key, sub in node.get("properties", {}).items():
-                if isinstance(sub, dict) and sub.get("type") == "array":
-                    found[key] = sub.get("minItems", 0)
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(schema)
-    return found
 
 
 def _sampler_chain(sampling: Sampling) -> Any:

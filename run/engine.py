@@ -46,8 +46,8 @@ from run.decoder import Decoder, Sampling
 
 Status = Literal["ok", "invalid", "timeout", "budget"]
 Stream = Callable[[int, str], None]
-# Tokens kept free between prompt and context end, in case llama-cpp-python's chat handler (the
-# gbnf path) tokenizes the prompt differently from ours by a special token or two.
+# Tokens kept free between prompt and context end. Both paths now decode from the same prompt
+# tokens (Decoder.prompt), so this is slack, kept at the 8 that the budgets were measured with.
 _PROMPT_MARGIN = 8
 # Retries with tighter bounds when a draft is cut off anyway (it cannot be under a sound
 # constraint): each halves the string lengths, so two reach a quarter before giving up.
@@ -200,7 +200,8 @@ class Engine:
             check_compiles(self.constraint.gbnf(Bounds()), self.llama)
         elif isinstance(self.constraint, LarkGrammar):
             self.decoder.matcher(self.constraint.lark(Bounds()))
-        # The same formatter llama-cpp-python builds from the GGUF's chat template, to count prompt tokens.
+        # The same formatter llama-cpp-python builds from the GGUF's chat template; Decoder.prompt
+        # renders the messages with it and tokenizes the pieces.
         eos, bos = self.llama.token_eos(), self.llama.token_bos()
         self._formatter = Jinja2ChatFormatter(
             template=self.llama.metadata["tokenizer.chat_template"],
@@ -297,9 +298,7 @@ class Engine:
                 {"role": "assistant", "content": output_json(draft.output)},
                 {"role": "user", "content": selfcheck.revision_message(violations)},
             ]
-        best.tokens, best.decode_s, best.forced = spent.tokens, spent.decode_s, spent.forced
-        best.kept = spent.kept
-        best.rollbacks, best.mask_s = dict(spent.rollbacks), spent.mask_s
+        _take_cost(best, spent)
         return best
 
     def _violations(self, output, intent, context) -> list[selfcheck.Violation]:
@@ -316,7 +315,7 @@ class Engine:
         if not grammar:
             if budget < 1:
                 return _Draft(None, "budget", "the prompt fills the context window; shorten it", 0, 0.0, None)
-            return self._decode(messages, prompt, budget, None, stream, (round_no, deadline))
+            return self._decode(prompt, budget, None, stream, (round_no, deadline))
         bounds = fit_bounds(self.constraint, budget)
         if bounds is None:
             need = self.constraint.worst_case_tokens(Bounds.scaled(0.0))
@@ -324,17 +323,15 @@ class Engine:
             return _Draft(None, "budget", msg, 0, 0.0, None)
         spent = _Draft(None, "ok", None, 0, 0.0, None)
         for _ in range(_BUDGET_RETRIES + 1):
-            draft = self._decode(messages, prompt, budget, bounds, stream, (round_no, deadline))
+            draft = self._decode(prompt, budget, bounds, stream, (round_no, deadline))
             _add(spent, draft)
             if draft.status != "budget" or time.monotonic() > deadline:
                 break
             bounds = tighter(bounds)
-        draft.tokens, draft.decode_s, draft.forced = spent.tokens, spent.decode_s, spent.forced
-        draft.kept = spent.kept
-        draft.rollbacks, draft.mask_s = spent.rollbacks, spent.mask_s
+        _take_cost(draft, spent)
         return draft
 
-    def _decode(self, messages, prompt, budget: int, bounds: Bounds | None, stream, when) -> _Draft:
+    def _decode(self, prompt: list[int], budget: int, bounds: Bounds | None, stream, when) -> _Draft:
         """One draft through our decoder, or through llama-cpp-python's grammar sampler for gbnf."""
         round_no, deadline = when
         if bounds is not None and hasattr(self.constraint, "sampling_kwargs"):
@@ -409,18 +406,26 @@ class Engine:
                 chunks.close()
                 return _Draft(None, "timeout", "ran past the per-request timeout", counted[0], 0.0, bounds)
         decode_s = time.monotonic() - first if first else 0.0
+        # Nothing is rolled back on this path: every token decoded is kept.
+        spent = {"tokens": counted[0], "decode_s": decode_s, "bounds": bounds, "kept": counted[0]}
         if finish == "length":
             msg = f"cut off at {max_tokens} tokens before the answer closed"
-            return _Draft(None, "budget", msg, counted[0], decode_s, bounds)
+            return _Draft(None, "budget", msg, **spent)
         output, error = parse_answer("".join(text), strict=True)
-        return _Draft(output, "ok" if output else "invalid", error, counted[0], decode_s, bounds)
+        return _Draft(output, "ok" if output else "invalid", error, **spent)
+
+
+# What a draft costs; `_add` sums them over drafts, `_take_cost` hands the sum on.
+_COSTS = ("tokens", "decode_s", "forced", "kept", "rollbacks", "mask_s")
+
+
+def _take_cost(target: Result | _Draft, spent: _Draft) -> None:
+    """Give `target` (the draft or result returned) the summed cost of every draft behind it."""
+    for name in _COSTS:
+        setattr(target, name, getattr(spent, name))
 
 
 def _add(total: _Draft, draft: _Draft) -> None:
-    """Add one draft's cost to a running total."""
-    total.tokens += draft.tokens
-    total.decode_s += draft.decode_s
-    total.forced += draft.forced
-    total.kept += draft.kept
-    total.rollbacks.update(draft.rollbacks)
-    total.mask_s += draft.mask_s
+    """Add one draft's cost to a running total (numbers add, Counters merge, lists extend)."""
+    for name in _COSTS:
+        setattr(total, name, getattr(total, name) + getattr(draft, name))

@@ -97,19 +97,26 @@ class Item:
 
 
 @dataclass
+class _Array:
+    """An array still open in the text: its key, its items so far, and where it could close now."""
+
+    key: str
+    cut: int  # after '[', then after each item's closing quote
+    count: int = 0
+
+
+@dataclass
 class Layout:
     """Where the arrays and their items are in a growing JSON text (bytes); `feed` it as it grows."""
 
     items: list[Item] = field(default_factory=list)
-    arrays: list[tuple[str, int]] = field(default_factory=list)  # (key, byte after '[') of open arrays
-    _stack: list[str] = field(default_factory=list)
+    size: int = 0
+    _stack: list[str] = field(default_factory=list)  # the open '{' and '['
+    _arrays: list[_Array] = field(default_factory=list)  # the open '[', innermost last
     _in_string: bool = False
     _escaped: bool = False
-    _key: str = ""
+    _key: str = ""  # the last object key read: the key of an array that opens next
     _string: bytearray = field(default_factory=bytearray)
-    _count: list[int] = field(default_factory=list)
-    _cuts: list[int] = field(default_factory=list)  # per open array: where it could close now
-    size: int = 0
 
     @property
     def open_item(self) -> Item | None:
@@ -122,7 +129,7 @@ class Layout:
         item = self.open_item
         if item is not None:
             return item.cut
-        return self._cuts[-1] if self._cuts else self.size
+        return self._arrays[-1].cut if self._arrays else self.size
 
     def feed(self, data: bytes) -> list[Item]:
         """Read more bytes; returns the items they closed."""
@@ -140,7 +147,7 @@ class Layout:
                     if item is not None:
                         item.end = pos
                         closed.append(item)
-                        self._cuts[-1] = pos + 1
+                        self._arrays[-1].cut = pos + 1
                     else:
                         self._key = self._string.decode("utf-8", "replace")
                 if self._in_string:
@@ -149,17 +156,13 @@ class Layout:
             if byte == 0x22:
                 self._in_string, self._string = True, bytearray()
                 if self._stack and self._stack[-1] == "[":
-                    key = self.arrays[-1][0]
-                    self.items.append(Item(key, self._count[-1], self._cuts[-1], pos + 1))
-                    self._count[-1] += 1
+                    array = self._arrays[-1]
+                    self.items.append(Item(array.key, array.count, array.cut, pos + 1))
+                    array.count += 1
             elif byte in b"{[":
                 self._stack.append(chr(byte))
                 if byte == 0x5B:
-                    self.arrays.append((self._key, pos + 1))
-                    self._count.append(0)
-                    self._cuts.append(pos + 1)
+                    self._arrays.append(_Array(self._key, pos + 1))
             elif byte in b"}]" and self._stack and self._stack.pop() == "[":
-                self.arrays.pop()
-                self._count.pop()
-                self._cuts.pop()
+                self._arrays.pop()
         return closed

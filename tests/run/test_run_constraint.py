@@ -228,3 +228,14 @@ def test_the_admitted_characters_come_from_the_schema():
     assert "\\U0000202E" in lark and "\\U0000FEFF" in lark  # from $defs/hidden_characters
     with pytest.raises(GrammarError, match="character class"):
         LarkGrammar("custom", {"type": "string", "maxLength": 5, "not": {"pattern": "^a+$"}})
+
+
+def test_min_items_are_read_from_the_answer_schema_alone():
+    defs = load_schema()["$defs"]
+    expected = {
+        key: prop.get("minItems", 0)
+        for kind in ("procedure", "refusal")
+        for key, prop in defs[kind]["properties"].items()
+        if prop.get("type") == "array"
+    }
+    assert LarkGrammar().min_items == expected  # no context or meta arrays
