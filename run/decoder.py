@@ -67,7 +67,7 @@ class Decoded:
     prompt_s: float = 0.0
     decode_s: float = 0.0
     mask_s: list[float] = field(default_factory=list)  # per masked token
-    rollbacks: Counter = field(default_factory=Counter)  # item / loop / closed / cut / kept
+    rollbacks: Counter = field(default_factory=Counter)  # item / restart / loop / closed / cut / kept
     # Each jump-forward in the answer: (the bytes the grammar forced, the bytes its tokens
     # appended). With token healing the tokens may stop short; the model writes the rest.
     jumps: list[tuple[bytes, bytes]] = field(default_factory=list)
@@ -344,6 +344,8 @@ class Decoder:
 
         The resample starts where the item leaves every earlier item it does not copy: an item
         may open like a distinct one ('Tap "'), and the token after that shared start is banned.
+        Past `retries`, the array closes where its minItems allows; where it does not, the item
+        restarts from its first token, up to `retries` times more.
         """
         text = _content(state.text, item)
         copies = [repetition.copied(text, [_content(state.text, e)]) is not None for e in earlier]
@@ -361,6 +363,12 @@ class Decoder:
             return True
         if item.index >= state.min_items.get(item.key, 1) and self._force(state, item.cut, b"]"):
             out.rollbacks["closed"] += 1
+            return True
+        if state.tries[("item", item.start)] <= 2 * sampling.retries:
+            # The array may not close (its minItems): start the item afresh instead, one more
+            # opening token banned each time, so the copy cannot come back by the same way in.
+            self._resample(state, item.start)
+            out.rollbacks["restart"] += 1
             return True
         out.rollbacks["kept"] += 1
         return False

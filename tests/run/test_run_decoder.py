@@ -175,3 +175,40 @@ def test_the_engine_reports_what_the_decoder_spent(engine):
     assert result.ok and 0 < result.forced < result.tokens
     assert 0 < result.kept <= result.tokens and result.mask_s
     assert result.to_dict()["forced"] == result.forced
+
+
+@pytest.mark.model
+def test_a_copy_in_an_array_that_cannot_close_restarts_then_gives_up_bounded(engine):
+    """Four one-character items where only "a" and the escapes \\\\ and \\" can be written: some item
+    must copy another. The array may not close (minItems 4), so after the resamples such an item
+    restarts from its first token, then is kept: the loop ends, and every copy left is counted."""
+    only_a = {"pattern": "[\\x00-\\x60\\u0062-\\uFFFF]"}  # every BMP character but "a"
+    schema = {
+        "type": "object",
+        "properties": {
+            "a": {
+                "type": "array",
+                "minItems": 4,
+                "maxItems": 4,
+                "items": {"type": "string", "minLength": 1, "maxLength": 1, "not": only_a},
+            }
+        },
+        "required": ["a"],
+        "additionalProperties": False,
+    }
+    grammar = LarkGrammar("custom", schema)
+    prompt = engine.prompt_tokens(build_messages({"input": {"intent": "say a twice"}}, assistant=None))
+    out = engine.decoder.decode(
+        prompt,
+        Sampling(retries=2),
+        grammar=grammar,
+        bounds=Bounds(),
+        max_tokens=grammar.worst_case_tokens(Bounds()),
+        deadline=time.monotonic() + 300,
+    )
+    assert out.status == "ok"
+    items = json.loads(out.text)["a"]
+    assert len(items) == 4
+    assert out.rollbacks["kept"] == repeated_items({"a": items})[0] >= 1  # each copy left is counted
+    assert out.rollbacks["restart"] >= 2 * out.rollbacks["kept"]  # retries=2 restarts before each
+    assert "closed" not in out.rollbacks
