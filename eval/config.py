@@ -34,6 +34,7 @@ class EvalConfig:
     # characters), so only a budget as large as serving's measures what serving answers.
     max_tokens: int = option(0, "token budget per draft for model systems; 0 keeps serving's (7168)")
     repeat_penalty: float = option(0.0, "llama.cpp repetition penalty for model systems; 0 keeps serving's")
+    temperature: float = option(0.0, "sampling temperature for model systems; 0 keeps serving's greedy")
     selfcheck_rounds: int = option(2, "K: self-check revisions after the first draft (serving's default)")
     threads: int = option(0, "CPU threads for llama.cpp; 0 means all cores")
     # 0 keeps serving's 120 s: without the grammar a model that never writes end-of-sequence would
@@ -49,8 +50,16 @@ class EvalConfig:
         unknown = [a for a in self.ablate if a not in ABLATIONS]
         if unknown:
             raise ConfigError(f"--ablate: {unknown[0]!r} is not one of {', '.join(ABLATIONS)}")
-        if self.limit < 0 or self.bootstrap < 100 or self.max_tokens < 0 or self.timeout_s < 0:
-            raise ConfigError("--limit, --max-tokens and --timeout-s must be >= 0, and --bootstrap >= 100")
+        if (
+            self.limit < 0
+            or self.bootstrap < 100
+            or self.max_tokens < 0
+            or self.timeout_s < 0
+            or self.temperature < 0
+        ):
+            raise ConfigError(
+                "--limit, --max-tokens, --timeout-s and --temperature must be >= 0, and --bootstrap >= 100"
+            )
 
     def engine_settings(self) -> dict:
         """The run/ EngineConfig fields an eval sets; the others (and zeros here) keep serving's defaults."""
@@ -60,6 +69,8 @@ class EvalConfig:
             settings["max_tokens"] = self.max_tokens
         if self.timeout_s:
             settings["timeout_s"] = self.timeout_s
+        if self.temperature:
+            settings["temperature"] = self.temperature
         if self.repeat_penalty:
             settings["repeat_penalty"] = self.repeat_penalty
         return settings

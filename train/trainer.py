@@ -204,15 +204,21 @@ class MetricsLog:
         from transformers import TrainerCallback
 
         class _Log(TrainerCallback):
+            # elapsed_s (training seconds so far, evaluations included) maps a checkpoint to the
+            # minutes it cost, for the learning curve (eval/sweep.py).
+            start = time.perf_counter()
+
+            def on_train_begin(self, args, state, control, **kwargs):
+                self.start = time.perf_counter()
+
             def on_log(self, args, state, control, logs=None, **kwargs):
                 keep = {k: v for k, v in (logs or {}).items() if isinstance(v, int | float)}
                 if not keep:
                     return
+                elapsed = round(time.perf_counter() - self.start, 1)
+                row = {"step": state.global_step, "epoch": round(state.epoch or 0, 4), "elapsed_s": elapsed}
                 with path.open("a", encoding="utf-8") as f:
-                    f.write(
-                        json.dumps({"step": state.global_step, "epoch": round(state.epoch or 0, 4), **keep})
-                        + "\n"
-                    )
+                    f.write(json.dumps({**row, **keep}) + "\n")
 
         return _Log()
 
