@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from data.paths import DEFAULT_QUANT, gguf_file, gguf_name
 from data.settings import UserError
 
 # The quantizations `--quant` accepts: name -> llama.cpp file type (an attribute of llama_cpp).
@@ -14,7 +15,7 @@ QUANTS = {
     "q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0",
     "f16": "LLAMA_FTYPE_MOSTLY_F16",
 }
-DEFAULT_QUANT = "q4_k_m"
+__all__ = ["DEFAULT_QUANT", "QUANTS", "ExportError", "check_quant", "find_gguf", "gguf_path"]
 
 
 class ExportError(UserError, RuntimeError):
@@ -31,7 +32,7 @@ def check_quant(name: str) -> str:
 
 def gguf_path(run_dir: Path, quant: str) -> Path:
     """Where the export of `run_dir` at `quant` lives: outputs/<run>/<run>-<quant>.gguf."""
-    return Path(run_dir) / f"{Path(run_dir).name}-{check_quant(quant)}.gguf"
+    return gguf_file(run_dir, check_quant(quant))
 
 
 def find_gguf(run_dir: Path, quant: str = DEFAULT_QUANT) -> Path | None:
@@ -44,5 +45,5 @@ def find_gguf(run_dir: Path, quant: str = DEFAULT_QUANT) -> Path | None:
     path = gguf_path(run_dir, quant)
     if path.is_file():
         return path
-    others = [p for p in run_dir.glob(f"*-{check_quant(quant)}.gguf") if p.is_file()]
+    others = [p for p in run_dir.glob(gguf_name("*", check_quant(quant))) if p.is_file()]
     return max(others, key=lambda p: p.stat().st_mtime) if others else None

@@ -14,6 +14,7 @@ from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from data.paths import CACHE
 from data.settings import option, parse_config, user_errors
 from export import ExportError
 
@@ -28,7 +29,7 @@ class BenchConfig:
     new_tokens: int = option(64, "tokens generated per prompt by both backends (EOS does not stop either)")
     threads: int = option(0, "CPU threads for llama.cpp and torch alike; 0 means all cores")
     converter_dir: str = option("", "as in `python -m export`: offline converter folder or sdist")
-    cache_dir: str = option("outputs/.cache", "where the extracted converter is kept")
+    cache_dir: str = option(str(CACHE), "where the extracted converter is kept")
 
 
 def _llama_cpp_decode(path: Path, prompts: list[list[int]], n: int, threads: int) -> dict[str, float]:

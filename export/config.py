@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Literal
 
+from data.paths import CACHE, DEFAULT_RUN
 from data.settings import ConfigError, option
 from export import DEFAULT_QUANT, ExportError, check_quant
-from train.config import TrainConfig
-
-# `just train` then `just export` works with no flags: export's default run is train's.
-TRAIN_DEFAULT_RUN = next(f.default for f in fields(TrainConfig) if f.name == "run")
 
 
 @dataclass
 class ExportConfig:
     """Settings of `python -m export`."""
 
+    # `just train` then `just export` works with no flags: both default to the same run.
     run: str = option(
-        TRAIN_DEFAULT_RUN, "run folder written by `python -m train` (outputs/<run>), or just its name"
+        DEFAULT_RUN, "run folder written by `python -m train` (outputs/<run>), or just its name"
     )
     quant: list[str] = option(
         [DEFAULT_QUANT],
@@ -33,7 +31,7 @@ class ExportConfig:
         "llama.cpp's converter for offline use: an extracted vendor/llama.cpp folder or the "
         "llama-cpp-python sdist (.tar.gz); empty fetches the sdist of the installed version with pip",
     )
-    cache_dir: str = option("outputs/.cache", "where the extracted converter is kept between exports")
+    cache_dir: str = option(str(CACHE), "where the extracted converter is kept between exports")
     parity_prompts: int = option(3, "prompts in the greedy parity check (GGUF vs merged model); 0 skips it")
     parity_tokens: int = option(16, "new tokens compared per prompt in the parity check")
     # 0.75 because a sound export agrees on nearly every token under teacher forcing (F16 and Q8_0

@@ -10,9 +10,8 @@ from typing import Any
 
 import yaml
 
+from data import paths
 from export import ExportError
-
-OUTPUT_ROOT = Path("outputs")
 
 
 def find_run(name: str) -> Path:
@@ -20,10 +19,10 @@ def find_run(name: str) -> Path:
     if not name:
         raise ExportError("--run is required: pass the folder of a trained run, e.g. --run outputs/<run>")
     run_dir = Path(name)
-    if not run_dir.is_dir() and (OUTPUT_ROOT / name).is_dir():
-        run_dir = OUTPUT_ROOT / name
+    if not run_dir.is_dir() and paths.run_dir(name).is_dir():
+        run_dir = paths.run_dir(name)
     if not run_dir.is_dir():
-        found = sorted(p.parent.name for p in OUTPUT_ROOT.glob("*/adapter/adapter_config.json"))
+        found = sorted(p.parent.name for p in paths.OUTPUTS.glob("*/adapter/adapter_config.json"))
         hint = f"runs with an adapter: {', '.join(found)}" if found else "train one first with `just train`"
         raise ExportError(f"{name}: run folder not found; pass --run outputs/<run> ({hint})")
     if not (run_dir / "adapter" / "adapter_config.json").is_file():
