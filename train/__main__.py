@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from data.paths import run_dir
 from data.settings import dump_config, parse_config, user_errors
 from train.base import BaseModelError, resolve_base
 from train.config import TrainConfig
@@ -28,8 +29,7 @@ from train.trainer import TrainError, check_backend
 
 def run_dir_of(config: TrainConfig) -> Path:
     """outputs/<run>/, or outputs/<run>-<domain>/ for a domain adapter."""
-    name = f"{config.run}-{config.domain}" if config.domain else config.run
-    return Path(config.output_root) / name
+    return run_dir(config.run, config.domain, config.output_root)
 
 
 def load_rows(config: TrainConfig, stats: Stats) -> tuple[list, list, dict[str, float]]:

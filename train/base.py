@@ -6,10 +6,11 @@ import os
 from pathlib import Path
 
 from data.embedded import MissingModelError, load_gguf_tokenizer, smollm2_gguf
+from data.paths import OUTPUTS
 from data.settings import UserError
 
 EMBEDDED = "smollm2"
-BASE_CACHE = Path("outputs/base")
+BASE_CACHE = OUTPUTS / "base"
 
 
 class BaseModelError(UserError, RuntimeError):

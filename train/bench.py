@@ -26,7 +26,9 @@ import sys
 import time
 from pathlib import Path
 
-BENCH_ROOT = Path("outputs/bench-train")
+from data.paths import OUTPUTS
+
+BENCH_ROOT = OUTPUTS / "bench-train"
 MARK = "train"
 WORKERS = ("ours", "ours-fp32", "ours-stock", "ours-peft", "trl")
 

