@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from data.paths import eval_dir
 from data.settings import ConfigError, dump_config, library_versions, parse_config, user_errors
 from eval.config import EvalConfig, HumanScoreConfig, HumanSheetConfig
 
@@ -127,7 +128,7 @@ def evaluate(config: EvalConfig, command: str = "python -m eval") -> Path:
 
     examples, refs = load_examples(config.test_file, config.limit)
     name = config.name or system_name(config.model)
-    out_dir = Path(config.out_root) / name
+    out_dir = eval_dir(name, config.out_root)
     systems = [(n, build(spec, config.engine_settings(), ablate)) for n, spec, ablate in plan(config)]
     dump_config(config, out_dir / "config.yaml")  # after the specs resolved: a typo leaves no folder
     print(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from data.paths import DEFAULT_RUN, EVAL, PIPELINE
 from data.settings import ConfigError, option, parse_config, user_errors
 
 # The criterion the default run is held to: beat zero-shot on these with disjoint CIs.
@@ -25,12 +26,12 @@ VERSUS = ("step_f1", "rouge_l")
 class EvalBenchConfig:
     """Settings of `python -m eval.bench`."""
 
-    name: str = option("smollm2-135m-cpu", "eval report to record: outputs/eval/<name>/metrics.json")
-    out_root: str = option("outputs/eval", "folder that holds one subfolder per report")
+    name: str = option(DEFAULT_RUN, "eval report to record: outputs/eval/<name>/metrics.json")
+    out_root: str = option(str(EVAL), "folder that holds one subfolder per report")
     baseline: str = option("base", "system the system under test is compared with")
     doc: str = option("docs/benchmarks.md", "benchmarks page to update")
     stamps: str = option(
-        "outputs/.pipeline/stamps.json", "stage times of the last `just demo`, recorded beside the table"
+        str(PIPELINE / "stamps.json"), "stage times of the last `just demo`, recorded beside the table"
     )
 
 

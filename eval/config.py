@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from data.paths import DEFAULT_RUN, EVAL, run_dir
 from data.settings import ConfigError, option
 from eval.systems import ABLATIONS
 
-DEFAULT_RUN_DIR = "outputs/smollm2-135m-cpu"
+DEFAULT_RUN_DIR = str(run_dir(DEFAULT_RUN))
 
 
 @dataclass
@@ -28,7 +29,7 @@ class EvalConfig:
     test_file: str = option("data/processed/test.jsonl", "JSONL test file in the record format")
     limit: int = option(0, "evaluate an evenly spaced subset of this many examples; 0 means all")
     name: str = option("", "report name: outputs go to <out-root>/<name>/; empty derives it from --model")
-    out_root: str = option("outputs/eval", "folder that holds one subfolder per report")
+    out_root: str = option(str(EVAL), "folder that holds one subfolder per report")
     # 0 keeps serving's budget (7168 tokens): the grammar is bounded by it (run/constraint.py), and
     # a smaller one also shrinks the longest step the grammar admits (at 512, two steps of 20
     # characters), so only a budget as large as serving's measures what serving answers.

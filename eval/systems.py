@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from data.paths import DEFAULT_QUANT, OUTPUTS, gguf_file
 from data.schema import without_hidden
 from data.settings import UserError
 from eval.references import Example
@@ -123,9 +124,9 @@ def resolve_gguf(spec: str) -> Path:
         try:
             from export import find_gguf
 
-            found = find_gguf(path, "q4_k_m")
-        except ImportError:  # no export stage: its naming convention, outputs/<run>/<run>-q4_k_m.gguf
-            candidate = path / f"{path.name}-q4_k_m.gguf"
+            found = find_gguf(path, DEFAULT_QUANT)
+        except ImportError:  # no export stage: its naming convention, outputs/<run>/<run>-<quant>.gguf
+            candidate = gguf_file(path, DEFAULT_QUANT)
             found = candidate if candidate.is_file() else None
         if found is None:
             raise SpecError(
@@ -133,7 +134,7 @@ def resolve_gguf(spec: str) -> Path:
                 "first, or pass --model base"
             )
         return found
-    if path.parent.name == "outputs":
+    if path.parent.name == OUTPUTS.name:
         raise SpecError(
             f"--model {spec}: no such run folder; train and export it first (`just train`, `just export`), "
             "or pass --model base"
