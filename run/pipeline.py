@@ -1,6 +1,6 @@
 """The main job end to end: data -> train -> export -> eval -> serve, on one command.
 
-    python -m run.pipeline [--serve false] [--train-config configs/<run>.yaml] [--from STAGE]
+    python -m run.pipeline [--serve false] [--train-config configs/<run>.yaml] [--from-stage STAGE]
 
 `just demo` runs it. Each stage runs as its own `python -m <stage>` process, with its output
 shown live and kept in outputs/.pipeline/<stage>.log. A finished stage leaves a stamp: a hash of
@@ -22,6 +22,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from data.paths import DEFAULT_RUN, PIPELINE, eval_dir, gguf_file, run_dir
 from data.settings import ConfigError, UserError, load_yaml, option, parse_config, user_errors
 
 STAGES = ("data", "train", "export", "eval")
@@ -39,7 +40,7 @@ RESUME_NOTE = {
 class PipelineConfig:
     """Settings of `python -m run.pipeline` (`just demo`)."""
 
-    train_config: str = option("configs/smollm2-135m-cpu.yaml", "training config of the run to build")
+    train_config: str = option(f"configs/{DEFAULT_RUN}.yaml", "training config of the run to build")
     data_config: str = option("configs/data.yaml", "data preparation config")
     eval_limit: int = option(
         24,
@@ -53,7 +54,7 @@ class PipelineConfig:
     host: str = option("127.0.0.1", "interface the server listens on")
     port: int = option(7860, "server port")
     from_stage: str = option("", "rerun this stage and every later one even if unchanged (data, train, ...)")
-    state_dir: str = option("outputs/.pipeline", "stamps, durations and per-stage logs")
+    state_dir: str = option(str(PIPELINE), "stamps, durations and per-stage logs")
 
 
 @dataclass
@@ -79,8 +80,8 @@ def run_name(config: PipelineConfig) -> str:
 def stages(config: PipelineConfig) -> list[Stage]:
     """The four stamped stages of the run named in the training config."""
     run = run_name(config)
-    out = f"outputs/{run}"
-    gguf = f"{out}/{run}-q4_k_m.gguf"
+    out = str(run_dir(run))
+    gguf = str(gguf_file(out))
     processed = "data/processed"
     py = sys.executable
     return [
@@ -111,7 +112,7 @@ def stages(config: PipelineConfig) -> list[Stage]:
             [py, "-m", "eval", "--model", out, "--systems", "base,template,gold", "--name", run]
             + ["--limit", str(config.eval_limit), "--timeout-s", str(config.eval_timeout_s)],
             [gguf, f"{processed}/test.jsonl", "eval/*.py", "run/*.py", "data/schema.json"],
-            [f"outputs/eval/{run}/metrics.json", f"outputs/eval/{run}/report.md"],
+            [str(eval_dir(run) / "metrics.json"), str(eval_dir(run) / "report.md")],
         ),
     ]
 
@@ -245,7 +246,7 @@ def wait_ready(url: str, proc: subprocess.Popen, limit_s: float = 300) -> bool:
 
 def serve(config: PipelineConfig, run: str, started: float) -> int:
     """Serve the exported model until Ctrl-C, after reporting the time to a ready server."""
-    gguf = f"outputs/{run}/{run}-q4_k_m.gguf"
+    gguf = str(gguf_file(run_dir(run)))
     url = f"http://{config.host}:{config.port}/"
     command = [
         sys.executable,
@@ -300,7 +301,7 @@ def main(config: PipelineConfig) -> int:
             return 1
         finished.append(stage.name)
     print(f"pipeline: data -> train -> export -> eval finished in {_minutes(time.monotonic() - started)}")
-    metrics = Path(f"outputs/eval/{run}/metrics.json")
+    metrics = eval_dir(run) / "metrics.json"
     if metrics.is_file():
         from eval.report import headline_table
 
