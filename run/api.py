@@ -1,4 +1,5 @@
-"""The HTTP API: POST /v1/procedures and GET /healthz on one FastAPI app, with the Gradio UI at /.
+"""The HTTP API: POST /v1/procedures, GET /healthz and the OpenAI-compatible routes
+(run/openai_api.py) on one FastAPI app, with the Gradio UI at /.
 
 The request model is built from data/schema.json ($defs/input and $defs/context), so the API
 accepts exactly what the dataset does. Requests run in FastAPI's thread pool and queue on the
@@ -18,6 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from data.schema import load_schema
 from run.boundary import InputError
 from run.engine import Engine
+from run.openai_api import add_routes, error_body
+
+OPENAI_PATHS = ("/v1/chat/", "/v1/models")
 
 log = logging.getLogger("run.api")
 # 64 KiB: a 4,000-character intent is at most 16 KB of UTF-8 and a full context under 2 KB,
@@ -115,11 +119,15 @@ def _message(error: dict[str, Any]) -> str:
     return error["msg"]
 
 
-def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
     lines = [f"{_where(e['loc'])}: {_message(e)}" for e in errors]
     detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
-    return JSONResponse(status_code=422, content={"message": "; ".join(lines), "detail": detail})
+    content = {"message": "; ".join(lines), "detail": detail}
+    if request.url.path.startswith(OPENAI_PATHS):  # OpenAI's clients read an `error` object
+        param = _where(errors[0]["loc"]) if errors else None
+        content |= {"error": error_body(content["message"], param)["error"]}
+    return JSONResponse(status_code=422, content=content)
 
 
 class BodyLimit:
@@ -213,6 +221,8 @@ def create_app(
             return JSONResponse(status_code=_ERRORS.get(result.status, 500), content=content)
         body = result.to_dict()
         return ProcedureResponse(json_text=result.json, **{k: body[k] for k in _RESPONSE_KEYS})
+
+    add_routes(app, engine, max_tokens=max_tokens, timeout_s=timeout_s)
 
     if ui:
         import gradio as gr

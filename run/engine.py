@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from data.paths import DEFAULT_QUANT, DEFAULT_RUN, gguf_file, run_dir
 from data.prompt import build_messages, output_json, render_numbered
@@ -130,6 +130,7 @@ class Result:
     stripped: int = 0  # invisible formatting characters removed from the input (clean_input)
     intent: str = ""  # as prompted, after redaction
     model: str = ""
+    prompt_tokens: int = 0  # of the first draft's prompt; 0 when the safety rules answered
 
     @property
     def ok(self) -> bool:
@@ -175,6 +176,14 @@ class _Draft:
     rollbacks: Counter = field(default_factory=Counter)
     mask_s: list[float] = field(default_factory=list)
     kept: int = 0
+
+
+class _Limits(NamedTuple):
+    """What one request may spend: tokens per draft, the deadline, and its sampling temperature."""
+
+    max_tokens: int
+    deadline: float
+    temperature: float
 
 
 class Engine:
@@ -225,12 +234,15 @@ class Engine:
         stream: Stream | None = None,
         timeout_s: float | None = None,
         max_tokens: int | None = None,
+        temperature: float | None = None,
+        revise: bool = True,
     ) -> Result:
         """Answer one intent. `stream(round, text)` receives tokens as they are decoded.
 
-        grammar=False and selfcheck=False are for ablations; timeout_s and max_tokens override
-        the config for this call. Raises InputError on input the schema rejects; every other
-        failure is a Result with output=None, a status and an error.
+        grammar=False and selfcheck=False are for ablations; timeout_s, max_tokens and
+        temperature override the config for this call. revise=False checks the first draft but
+        never rewrites it (a streamed answer: its text has been sent). Raises InputError on input
+        the schema rejects; every other failure is a Result with output=None, a status and an error.
         """
         start = time.monotonic()
         deadline = start + (timeout_s or self.config.timeout_s)
@@ -255,8 +267,9 @@ class Engine:
             waited = f"waited over {timeout_s or self.config.timeout_s:.0f} s in the queue"
             return Result(None, "timeout", waited, **base)
         try:
-            limits = (max_tokens or self.config.max_tokens, deadline)
-            result = self._rounds(intent, context, grammar, selfcheck, stream, limits, base)
+            heat = self.config.temperature if temperature is None else temperature
+            limits = _Limits(max_tokens or self.config.max_tokens, deadline, heat)
+            result = self._rounds(intent, context, grammar, (selfcheck, revise), stream, limits, base)
         finally:
             self._lock.release()
         held = result.output
@@ -269,14 +282,16 @@ class Engine:
         result.latency_s = time.monotonic() - start
         return result
 
-    def _rounds(self, intent, context, grammar, check, stream, limits, base) -> Result:
+    def _rounds(self, intent, context, grammar, checks, stream, limits, base) -> Result:
+        check, revise = checks
         messages = build_messages({"input": {"intent": intent, "context": context}}, assistant=None)
+        base = {**base, "prompt_tokens": len(self.prompt_tokens(messages))}
         report: SelfCheckReport = base["selfcheck"]
         best: Result | None = None  # the valid draft with the fewest violations so far
         fewest = None
         spent = _Draft(None, "ok", None, 0, 0.0, None)  # the cost of every draft, summed
-        for round_no in range(1, 2 + (self.config.selfcheck_rounds if check else 0)):
-            if best is not None and time.monotonic() > limits[1]:  # no time left to revise
+        for round_no in range(1, 2 + (self.config.selfcheck_rounds if check and revise else 0)):
+            if best is not None and time.monotonic() > limits.deadline:  # no time left to revise
                 report.stopped = "timeout"
                 break
             draft = self._draft(messages, grammar, stream, round_no, limits)
@@ -309,14 +324,14 @@ class Engine:
         """The chat-formatted prompt's tokens; message contents are text, never special tokens."""
         return self.decoder.prompt(self._formatter, messages)
 
-    def _draft(self, messages, grammar: bool, stream, round_no: int, limits: tuple[int, float]) -> _Draft:
-        max_tokens, deadline = limits
+    def _draft(self, messages, grammar: bool, stream, round_no: int, limits: _Limits) -> _Draft:
+        max_tokens, deadline, _ = limits
         prompt = self.prompt_tokens(messages)
         budget = min(max_tokens, self.config.n_ctx - len(prompt) - _PROMPT_MARGIN)
         if not grammar:
             if budget < 1:
                 return _Draft(None, "budget", "the prompt fills the context window; shorten it", 0, 0.0, None)
-            return self._decode(prompt, budget, None, stream, (round_no, deadline))
+            return self._decode(prompt, budget, None, stream, (round_no, limits))
         bounds = fit_bounds(self.constraint, budget)
         if bounds is None:
             need = self.constraint.worst_case_tokens(Bounds.scaled(0.0))
@@ -324,7 +339,7 @@ class Engine:
             return _Draft(None, "budget", msg, 0, 0.0, None)
         spent = _Draft(None, "ok", None, 0, 0.0, None)
         for _ in range(_BUDGET_RETRIES + 1):
-            draft = self._decode(prompt, budget, bounds, stream, (round_no, deadline))
+            draft = self._decode(prompt, budget, bounds, stream, (round_no, limits))
             _add(spent, draft)
             if draft.status != "budget" or time.monotonic() > deadline:
                 break
@@ -334,13 +349,13 @@ class Engine:
 
     def _decode(self, prompt: list[int], budget: int, bounds: Bounds | None, stream, when) -> _Draft:
         """One draft through our decoder, or through llama-cpp-python's grammar sampler for gbnf."""
-        round_no, deadline = when
+        round_no, (_, deadline, temperature) = when
         if bounds is not None and hasattr(self.constraint, "sampling_kwargs"):
-            return self._decode_gbnf(prompt, bounds, stream, round_no, deadline)
+            return self._decode_gbnf(prompt, bounds, stream, round_no, (deadline, temperature))
         grammar = self.constraint if bounds is not None else None
         max_tokens = self.constraint.worst_case_tokens(bounds) if bounds is not None else budget
         sampling = Sampling(
-            temperature=self.config.temperature,
+            temperature=temperature,
             seed=self.config.seed,
             repetition=self.config.repetition,
             retries=self.config.repetition_retries,
@@ -370,11 +385,12 @@ class Engine:
         output, error = parse_answer(out.text, strict=bounds is not None)
         return _Draft(output, "ok" if output else "invalid", error, *spent)
 
-    def _decode_gbnf(self, prompt: list[int], bounds: Bounds, stream, round_no: int, deadline) -> _Draft:
+    def _decode_gbnf(self, prompt: list[int], bounds: Bounds, stream, round_no: int, when) -> _Draft:
         """One streamed completion with llama-cpp-python's GBNF sampler; validates what it got.
 
         It gets our prompt tokens, not the messages, so user text stays text on this path too.
         """
+        deadline, temperature = when
         counted = [0]
 
         def count(_ids, scores):  # called once per sampled token
@@ -386,7 +402,7 @@ class Engine:
         chunks = self.llama.create_completion(
             prompt,
             max_tokens=max_tokens,
-            temperature=self.config.temperature,
+            temperature=temperature,
             repeat_penalty=self.config.repeat_penalty,
             seed=self.config.seed,
             stream=True,

@@ -112,7 +112,13 @@ def test_a_request_that_waits_past_its_timeout_gets_a_504_and_the_server_goes_on
 
 def test_openapi_documents_the_api_with_fields_from_the_schema(client):
     spec = client.get("/openapi.json").json()
-    assert set(spec["paths"]) == {"/v1/procedures", "/healthz"}
+    assert set(spec["paths"]) == {
+        "/v1/procedures",
+        "/healthz",
+        "/v1/chat/completions",
+        "/v1/models",
+        "/v1/schema",
+    }
     schemas = spec["components"]["schemas"]
     assert set(schemas["ProcedureRequest"]["properties"]) == {"intent", "context"}
     assert set(schemas["Context"]["properties"]) == set(context_fields())
