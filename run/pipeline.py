@@ -4,14 +4,16 @@
 
 `just demo` runs it. Each stage runs as its own `python -m <stage>` process, with its output
 shown live and kept in outputs/.pipeline/<stage>.log. A finished stage leaves a stamp: a hash of
-the files it reads (its inputs, its settings and its own code). A rerun skips every stage whose
-stamp still matches and says so; a stage that failed or was interrupted resumes (training from
-its last checkpoint, eval from its per-example cache). A failure names the stage, the cause and
-the command that resumes from there.
+the files it reads (its inputs, its settings, and its code: every project module its entry
+imports, found by `code_files`). A rerun skips every stage whose stamp still matches and says
+so; a stage that failed or was interrupted resumes (training from its last checkpoint, eval
+from its per-example cache). A failure names the stage, the cause and the command that resumes
+from there.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -26,6 +28,9 @@ from data.paths import DEFAULT_RUN, PIPELINE, eval_dir, gguf_file, run_dir
 from data.settings import ConfigError, UserError, load_yaml, option, parse_config, user_errors
 
 STAGES = ("data", "train", "export", "eval")
+# The project's own top-level packages: the import graph is followed within them, and an import
+# of anything else is a library, whose version the stages record instead.
+PACKAGES = ("data", "train", "export", "run", "eval")
 # First-run estimates on 2 CPU cores (measured, see docs/benchmarks.md), used for the overall
 # ETA until this machine has timed each stage itself.
 ESTIMATE_S = {"data": 25, "train": 700, "export": 50, "eval": 300, "serve": 20}
@@ -72,6 +77,56 @@ class StageError(UserError, RuntimeError):
     """A stage exited non-zero or was interrupted."""
 
 
+def _module_file(name: str, root: Path) -> Path | None:
+    """The source of project module `name` (a.b is a/b.py or a/b/__init__.py); None for the rest."""
+    if name.split(".")[0] not in PACKAGES:
+        return None
+    base = root.joinpath(*name.split("."))
+    return next((p for p in (base.with_suffix(".py"), base / "__init__.py") if p.is_file()), None)
+
+
+def _imports(path: Path, name: str) -> set[str]:
+    """Every module name the source of `name` imports, anywhere in it, relative imports resolved.
+
+    `from x import y` yields x and x.y: y may be a submodule; a name in x resolves to no file.
+    """
+    try:
+        tree = ast.parse(path.read_bytes(), str(path))
+    except SyntaxError:  # still hashed; the stage itself reports the error when it runs
+        return set()
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    found: set[str] = set()
+    for node in ast.walk(tree):  # the whole tree: heavy and project imports sit inside functions too
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: max(0, len(package) - node.level + 1)] if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            found.add(module)
+            found.update(f"{module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def code_files(entry: str, root: Path = Path(".")) -> list[Path]:
+    """The project's source files that running module `entry` can execute, sorted.
+
+    The entry itself, every project module it imports (at the top or inside functions, and so on
+    transitively) and the __init__.py of every package on the way, read with `ast`, not imported.
+    """
+    if _module_file(entry, root) is None:
+        raise ValueError(f"{entry}: no such module in {', '.join(PACKAGES)} under {root}")
+    files: dict[str, Path] = {}
+    todo = [entry]
+    while todo:
+        parts = todo.pop().split(".")
+        for name in (".".join(parts[:i]) for i in range(1, len(parts) + 1)):  # packages first
+            path = None if name in files else _module_file(name, root)
+            if path is not None:
+                files[name] = path
+                todo.extend(_imports(path, name))
+    return sorted(set(files.values()))
+
+
 def run_name(config: PipelineConfig) -> str:
     """The run the training config names (its file name if it names none)."""
     return str(load_yaml(config.train_config).get("run") or Path(config.train_config).stem)
@@ -84,11 +139,15 @@ def stages(config: PipelineConfig) -> list[Stage]:
     gguf = str(gguf_file(out))
     processed = "data/processed"
     py = sys.executable
+
+    def code(entry: str) -> list[str]:
+        return [str(p) for p in code_files(entry)]
+
     return [
         Stage(
             "data",
             [py, "-m", "data", "--config", config.data_config],
-            ["data/raw", "data/schema.json", config.data_config, "data/*.py"],
+            ["data/raw", "data/schema.json", config.data_config, *code("data.__main__")],
             [f"{processed}/{s}.messages.jsonl" for s in ("train", "val", "test")]
             + [f"{processed}/test.jsonl"],
         ),
@@ -96,7 +155,7 @@ def stages(config: PipelineConfig) -> list[Stage]:
             "train",
             [py, "-m", "train", "--config", config.train_config],
             [f"{processed}/train.messages.jsonl", f"{processed}/val.messages.jsonl"]
-            + [f"{processed}/domain_weights.json", config.train_config, "train/*.py"],
+            + [f"{processed}/domain_weights.json", config.train_config, *code("train.__main__")],
             [f"{out}/adapter/adapter_model.safetensors", f"{out}/train_summary.json"],
             # A checkpoint of other data or settings must not be resumed.
             fresh_flags=["--resume", "false"],
@@ -104,14 +163,14 @@ def stages(config: PipelineConfig) -> list[Stage]:
         Stage(
             "export",
             [py, "-m", "export", "--run", out],
-            [f"{out}/adapter", f"{out}/config.yaml", "export/*.py"],
+            [f"{out}/adapter", f"{out}/config.yaml", *code("export.__main__")],
             [gguf, f"{out}/Modelfile"],
         ),
         Stage(
             "eval",
             [py, "-m", "eval", "--model", out, "--systems", "base,template,gold", "--name", run]
             + ["--limit", str(config.eval_limit), "--timeout-s", str(config.eval_timeout_s)],
-            [gguf, f"{processed}/test.jsonl", "eval/*.py", "run/*.py", "data/schema.json"],
+            [gguf, f"{processed}/test.jsonl", "data/schema.json", *code("eval.__main__")],
             [str(eval_dir(run) / "metrics.json"), str(eval_dir(run) / "report.md")],
         ),
     ]
