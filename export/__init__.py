@@ -15,7 +15,6 @@ QUANTS = {
     "q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0",
     "f16": "LLAMA_FTYPE_MOSTLY_F16",
 }
-__all__ = ["DEFAULT_QUANT", "QUANTS", "ExportError", "check_quant", "find_gguf", "gguf_path"]
 
 
 class ExportError(UserError, RuntimeError):
