@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from data import paths
 from data.settings import ConfigError, UserError, option, parse_config, user_errors
 
 # Columns of both tables: (metrics.json key, header).
@@ -46,7 +47,7 @@ class SweepConfig:
     test_file: str = option("data/processed/val.jsonl", "records the points are scored on")
     limit: int = option(24, "evenly spaced examples of --test-file per point; 0 means all")
     timeout_s: float = option(60.0, "per-answer generation limit, as `python -m eval --timeout-s`")
-    out_root: str = option("outputs/eval", "folder of eval reports; sweep.json goes here")
+    out_root: str = option(str(paths.EVAL), "folder of eval reports; sweep.json goes here")
     doc: str = option("docs/benchmarks.md", "benchmarks page to update")
     rescore: bool = option(False, "score a point again even when its row exists")
 
@@ -59,7 +60,7 @@ class SweepConfig:
 
 def run_folder(name: str) -> Path:
     """A run folder from a path or a name under outputs/; it must hold config.yaml."""
-    path = Path(name) if Path(name).is_dir() else Path("outputs") / name
+    path = Path(name) if Path(name).is_dir() else paths.run_dir(name)
     if not (path / "config.yaml").is_file():
         raise ConfigError(f"{name}: no run folder with config.yaml (looked at {path}); train it first")
     return path
@@ -73,14 +74,13 @@ def call(args: list[str], what: str) -> None:
         raise SweepError(f"{what} failed (exit {done.returncode}); its output is above")
 
 
-def gguf(run_dir: Path) -> Path:
-    return run_dir / f"{run_dir.name}-q4_k_m.gguf"
-
-
 def score(run_dir: Path, name: str, config: SweepConfig) -> dict[str, Any]:
     """Export run_dir (unless its GGUF is newer than its adapter) and eval it; metrics.json."""
     adapter = run_dir / "adapter" / "adapter_model.safetensors"
-    if not gguf(run_dir).is_file() or gguf(run_dir).stat().st_mtime < adapter.stat().st_mtime:
+    if (
+        not paths.gguf_file(run_dir).is_file()
+        or paths.gguf_file(run_dir).stat().st_mtime < adapter.stat().st_mtime
+    ):
         call(["-m", "export", "--run", str(run_dir), "--parity-prompts", "1"], f"export {run_dir}")
     args = ["-m", "eval", "--model", str(run_dir), "--systems", "template", "--name", name]
     args += ["--test-file", config.test_file, "--limit", str(config.limit), "--out-root", config.out_root]

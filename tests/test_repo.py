@@ -101,12 +101,12 @@ def test_readme_python_examples_run_and_answer_within_the_schema(root, monkeypat
     from data.schema import validate_output
 
     blocks = _readme_python(root)
-    assert len(blocks) == 2
+    assert len(blocks) == 3
     monkeypatch.chdir(root)
     # The examples load the default run's export; the shipped base GGUF stands in for it here.
     exported = "outputs/smollm2-135m-cpu/smollm2-135m-cpu-q4_k_m.gguf"
-    assert all(exported in b for b in blocks)
-    engine_block, plain_block = (b.replace(exported, str(smollm2_gguf())) for b in blocks)
+    assert all(exported in b for b in blocks[:2])
+    engine_block, plain_block = (b.replace(exported, str(smollm2_gguf())) for b in blocks[:2])
     scope: dict = {}
     exec(compile(engine_block, "README.md (engine example)", "exec"), scope)
     assert scope["result"].ok or scope["result"].error
@@ -114,3 +114,21 @@ def test_readme_python_examples_run_and_answer_within_the_schema(root, monkeypat
     exec(compile(plain_block, "README.md (llama-cpp-python example)", "exec"), {})
     answer = json.loads(capsys.readouterr().out)
     assert validate_output(answer) == []
+    # The OpenAI-client example against the real server on a free port, the same engine behind it.
+    from run.api import create_app
+    from run.serve import in_background
+
+    with in_background(create_app(scope["engine"], ui=False, max_tokens=256)) as port:
+        client_block = blocks[2].replace("127.0.0.1:7860", f"127.0.0.1:{port}")
+        exec(compile(client_block, "README.md (OpenAI client example)", "exec"), {})
+    assert validate_output(json.loads(capsys.readouterr().out)) == []
+
+
+def test_readme_lists_exactly_the_api_response_fields(root):
+    from run.api import ProcedureResponse
+
+    text = (root / "README.md").read_text()
+    block = text.split("<!-- api-fields -->")[1].split("<!-- /api-fields -->")[0]
+    listed = set(re.findall(r"^- `(\w+)`(?: and `(\w+)`)?:", block, flags=re.M))
+    names = {name for pair in listed for name in pair if name}
+    assert names == set(ProcedureResponse.model_fields)

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from data.paths import CACHE
 from data.settings import UserError
 from train.config import TrainConfig
 
@@ -43,7 +44,7 @@ def _gradient_checkpointing(value: str) -> Any:
 
 # Unsloth writes the trainer modules it generates into ./unsloth_compiled_cache unless told
 # otherwise; they are build products, so they go with the other caches under outputs/.
-COMPILE_CACHE = Path("outputs/.cache/unsloth_compiled_cache")
+COMPILE_CACHE = CACHE / "unsloth_compiled_cache"
 
 
 def load_model(config: TrainConfig, base: str) -> tuple[Any, Any]:

@@ -8,9 +8,6 @@ from pathlib import Path
 from data.paths import DEFAULT_RUN, EVAL, OUTPUTS, PIPELINE, eval_dir, gguf_file, gguf_name, run_dir
 
 SKIPPED_DIRS = {"tests", "outputs", "build"}  # and every hidden folder (.venv, .gpu, ...)
-# These files belonged to other work in progress when the paths moved here, and still spell
-# them; the last test fails once one no longer does, so that it leaves this list.
-OWNED_ELSEWHERE = {"eval/sweep.py", "train/trainer.py"}
 
 
 def test_run_folders_gguf_names_and_eval_folders():
@@ -58,7 +55,7 @@ def test_no_stage_spells_an_artifact_path(root):
     spelled = {
         f"{name}:{where}"
         for name, found in _sources(root).items()
-        if name != "data/paths.py" and name not in OWNED_ELSEWHERE
+        if name != "data/paths.py"
         for where in found
     }
     assert not spelled, f"ask data/paths.py for these paths instead: {sorted(spelled)}"
@@ -70,9 +67,3 @@ def test_the_scan_finds_a_spelling(tmp_path):
     ok = '"""Writes to outputs/<run>."""\n\ndef f():\n    """outputs/<run>/x."""\n    return OUTPUTS / "r"\n'
     (tmp_path / "stage" / "ok.py").write_text(ok)
     assert _sources(tmp_path) == {"stage/ok.py": [], "stage/x.py": ["1: 'outputs'", "2: '-q4_k_m.gguf'"]}
-
-
-def test_files_owned_elsewhere_still_need_their_exclusion(root):
-    sources = _sources(root)
-    for name in sorted(OWNED_ELSEWHERE):
-        assert sources.get(name), f"{name} no longer spells an artifact path: drop it from OWNED_ELSEWHERE"
