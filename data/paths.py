@@ -35,3 +35,13 @@ def gguf_file(folder: Path | str, quant: str = DEFAULT_QUANT) -> Path:
 def eval_dir(name: str, root: Path | str = EVAL) -> Path:
     """The folder of one eval report: outputs/eval/<name>/."""
     return Path(root) / name
+
+
+def base_gguf(base: str, quant: str = DEFAULT_QUANT) -> Path:
+    """The GGUF of a 16-bit base model (named after its folder), that LoRA GGUFs apply to."""
+    return OUTPUTS / "base" / "gguf" / gguf_name(Path(base).name, quant)
+
+
+def lora_file(folder: Path | str) -> Path:
+    """A run folder's adapter as a GGUF LoRA: outputs/<run>/<run>-lora-f16.gguf."""
+    return Path(folder) / f"{Path(folder).name}-lora-f16.gguf"

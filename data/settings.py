@@ -134,6 +134,7 @@ def parse_config(cls: type[T], argv: list[str] | None, positional: str | None = 
         _check_keys(cls, loaded, path)
         values.update({k: _coerce(v, types_[k], f"{path}: {k}") for k, v in loaded.items()})
     bare: list[str] = []
+    flagged: set[str] = set()  # a list option given twice on the command line collects both
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -154,7 +155,10 @@ def parse_config(cls: type[T], argv: list[str] | None, positional: str | None = 
             raw = argv[i + 1]
             i += 2
         _check_keys(cls, [key], "command line")
-        values[key] = _coerce(raw, types_[key], f"--{key.replace('_', '-')}")
+        value = _coerce(raw, types_[key], f"--{key.replace('_', '-')}")
+        repeated = key in flagged and typing.get_origin(types_[key]) is list
+        values[key] = values[key] + value if repeated else value
+        flagged.add(key)
     if bare:
         if positional is None:
             raise ConfigError(f"unexpected argument {bare[0]!r}; options are --key value")

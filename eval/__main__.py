@@ -55,6 +55,8 @@ def plan(config: EvalConfig) -> list[tuple[str, str, tuple[str, ...]]]:
     entries = [(main_name, config.model, ())]
     entries += [(f"{main_name}-no-{feature}", config.model, (feature,)) for feature in config.ablate]
     entries += [(system_name(s), s, ()) for s in config.systems if s != config.model]
+    if config.adapter:
+        entries.insert(1, ("per-domain-adapters", f"adapters={config.adapter_base}", ()))
     seen: dict[str, int] = {}
     out = []
     for name, spec, ablate in entries:
@@ -129,7 +131,10 @@ def evaluate(config: EvalConfig, command: str = "python -m eval") -> Path:
     examples, refs = load_examples(config.test_file, config.limit)
     name = config.name or system_name(config.model)
     out_dir = eval_dir(name, config.out_root)
-    systems = [(n, build(spec, config.engine_settings(), ablate)) for n, spec, ablate in plan(config)]
+    adapters = tuple(config.adapter)
+    systems = [
+        (n, build(spec, config.engine_settings(), ablate, adapters)) for n, spec, ablate in plan(config)
+    ]
     dump_config(config, out_dir / "config.yaml")  # after the specs resolved: a typo leaves no folder
     print(
         f"eval: {len(examples)} examples of {config.test_file}; systems: {', '.join(n for n, _ in systems)}"

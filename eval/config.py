@@ -26,6 +26,12 @@ class EvalConfig:
     ablate: list[str] = option(
         [], f"engine features to turn off, one extra system each for --model: {', '.join(ABLATIONS)}"
     )
+    adapter: list[str] = option(
+        [],
+        "NAME=FILE GGUF LoRAs (python -m export --lora), named after domains; adds the per-domain system: "
+        "--adapter-base with each example answered by its domain's adapter (repeat the flag)",
+    )
+    adapter_base: str = option("", "the base GGUF the --adapter LoRAs apply to (outputs/base/gguf/...)")
     test_file: str = option("data/processed/test.jsonl", "JSONL test file in the record format")
     limit: int = option(0, "evaluate an evenly spaced subset of this many examples; 0 means all")
     name: str = option("", "report name: outputs go to <out-root>/<name>/; empty derives it from --model")
@@ -48,6 +54,10 @@ class EvalConfig:
     resume: bool = option(True, "reuse cached predictions of an earlier, interrupted run of the same name")
 
     def __post_init__(self) -> None:
+        if bool(self.adapter) != bool(self.adapter_base):
+            raise ConfigError(
+                "--adapter and --adapter-base go together: the LoRAs and the base GGUF they apply to"
+            )
         unknown = [a for a in self.ablate if a not in ABLATIONS]
         if unknown:
             raise ConfigError(f"--ablate: {unknown[0]!r} is not one of {', '.join(ABLATIONS)}")

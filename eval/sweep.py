@@ -107,8 +107,8 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
 
 
-def run_row(run_dir: Path, config: SweepConfig) -> dict[str, Any]:
-    """One tried run: its knobs, train minutes and best val loss, and its quality on validation."""
+def train_fields(run_dir: Path) -> dict[str, Any]:
+    """A run's knobs, steps, train minutes, throughput and best val loss, from its own files."""
     summary_path = run_dir / "train_summary.json"
     if not summary_path.is_file():
         raise ConfigError(f"{summary_path}: not found; the run has not finished training")
@@ -119,10 +119,17 @@ def run_row(run_dir: Path, config: SweepConfig) -> dict[str, Any]:
         "knobs": {k: knobs.get(k) for k in KNOBS},
         "steps": summary["global_step"],
         "train_min": round(summary["wall_time_s"] / 60, 1),
+        # Throughput tells whether the run had the cores to itself (other jobs slow it down).
+        "tokens_per_s": summary.get("tokens_per_s"),
         "val_loss": summary["best_eval_loss"],
         "best_checkpoint": summary.get("best_checkpoint"),
     }
-    return row | quality(score(run_dir, f"sweep-{run_dir.name}", config))
+    return row
+
+
+def run_row(run_dir: Path, config: SweepConfig) -> dict[str, Any]:
+    """One tried run: its train fields, and its quality on validation."""
+    return train_fields(run_dir) | quality(score(run_dir, f"sweep-{run_dir.name}", config))
 
 
 def checkpoint_points(run_dir: Path) -> list[tuple[int, Path]]:
@@ -174,7 +181,7 @@ def fmt(value: Any, digits: int = 3) -> str:
 
 def runs_table(rows: list[dict[str, Any]]) -> str:
     """Markdown table of the tried runs."""
-    head = ["run", "lr", "r/alpha", "batch", "epochs/steps", "train min", "val loss"]
+    head = ["run", "lr", "r/alpha", "batch", "epochs/steps", "train min", "tokens/s", "val loss"]
     head += [h for _, h in QUALITY]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
@@ -186,11 +193,13 @@ def runs_table(rows: list[dict[str, Any]]) -> str:
             f"{k['r']}/{k['alpha']}",
             str(k["per_device_batch_size"]),
         ]
-        cells += [length, fmt(row["train_min"], 1), fmt(row["val_loss"])]
+        cells += [length, fmt(row["train_min"], 1), fmt(row.get("tokens_per_s"), 0), fmt(row["val_loss"])]
         cells += [fmt(row[key]) for key, _ in QUALITY]
         lines.append("| " + " | ".join(cells) + " |")
     template = rows[0]["template"]
-    cells = ["template (reference)", "", "", "", "", "0", ""] + [fmt(template.get(key)) for key, _ in QUALITY]
+    cells = ["template (reference)", "", "", "", "", "0", "", ""] + [
+        fmt(template.get(key)) for key, _ in QUALITY
+    ]
     lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -252,6 +261,8 @@ def main(config: SweepConfig, command: str) -> int:
             run_dir = run_folder(name)
             if run_dir.name not in rows or config.rescore:
                 rows[run_dir.name] = run_row(run_dir, config)
+            else:  # scored already: refresh only what its own files say
+                rows[run_dir.name] |= train_fields(run_dir)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
         body = "\n".join(

@@ -149,9 +149,17 @@ class EngineSystem:
 
     kind = "model"
 
-    def __init__(self, gguf: Path, settings: dict[str, Any], grammar: bool = True, selfcheck: bool = True):
+    def __init__(
+        self,
+        gguf: Path,
+        settings: dict[str, Any],
+        grammar: bool = True,
+        selfcheck: bool = True,
+        by_domain: bool = False,
+    ):
         self.gguf, self.settings = Path(gguf), settings
         self.grammar, self.selfcheck = grammar, selfcheck
+        self.by_domain = by_domain  # answer each example with the adapter named after its domain
         self._engine = None
 
     @property
@@ -165,7 +173,10 @@ class EngineSystem:
         resolved = dataclasses.asdict(EngineConfig(**self.settings))  # serving's defaults count too
         knobs = ",".join(f"{k}={v}" for k, v in sorted(resolved.items()))
         model = f"{self.gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-        return f"{model}:{knobs}:grammar={self.grammar}:selfcheck={self.selfcheck}"
+        for spec in self.settings.get("adapter", []):  # an adapter file rewritten is a new system
+            adapter = Path(spec.partition("=")[2])
+            model += f":{spec}:{adapter.stat().st_size}:{adapter.stat().st_mtime_ns}"
+        return f"{model}:{knobs}:grammar={self.grammar}:selfcheck={self.selfcheck}:by_domain={self.by_domain}"
 
     def _load(self):
         if self._engine is None:  # loaded on first use: a fully cached run loads no model
@@ -179,9 +190,14 @@ class EngineSystem:
         from run.boundary import InputError
 
         engine = self._load()
+        adapter = example.domain if self.by_domain and example.domain in engine.adapters.loaded else None
         try:
             result = engine.generate(
-                example.intent, example.context or None, grammar=self.grammar, selfcheck=self.selfcheck
+                example.intent,
+                example.context or None,
+                grammar=self.grammar,
+                selfcheck=self.selfcheck,
+                adapter=adapter,
             )
         except InputError as e:
             return Prediction(None, status="input", error=str(e))
@@ -209,12 +225,21 @@ def system_name(spec: str) -> str:
     return path.stem if path.suffix == ".gguf" else path.name
 
 
-def build(spec: str, settings: dict[str, Any], ablate: tuple[str, ...] = ()) -> Any:
-    """The system for a spec; `ablate` names the engine features turned off."""
+ADAPTERS = "adapters"  # the per-domain system: a base GGUF with one LoRA per domain (--adapter)
+
+
+def build(
+    spec: str, settings: dict[str, Any], ablate: tuple[str, ...] = (), adapters: tuple[str, ...] = ()
+) -> Any:
+    """The system for a spec; `ablate` names the engine features turned off. The `adapters` spec
+    is `--adapter-base` with the `adapters` NAME=FILE LoRAs, each example answered by its domain's."""
     if spec == "template":
         return TemplateSystem()
     if spec == "gold":
         return GoldSystem()
+    if spec.startswith(ADAPTERS + "="):
+        base = spec.split("=", 1)[1]
+        return EngineSystem(resolve_gguf(base), {**settings, "adapter": list(adapters)}, by_domain=True)
     for feature in ablate:
         settings = {**settings, **_ABLATED_SETTINGS.get(feature, {})}
     return EngineSystem(resolve_gguf(spec), settings, "grammar" not in ablate, "selfcheck" not in ablate)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -112,6 +113,78 @@ def verify(config: ExportConfig, files: dict, merged: Path, tokenizer: Any) -> t
     return meta, agreement
 
 
+def base_with_tokenizer(base: Path, merged: Path) -> Path:
+    """A folder of the base's weights (linked) with merged/'s tokenizer files (copied).
+
+    The merge repairs the tokenizer (merge.repair_byte_level); a base converted with the
+    unrepaired one gets a SentencePiece vocabulary without byte tokens, on which llama.cpp
+    aborts at the first decode (std::out_of_range), so the base is converted with the repaired one.
+    """
+    from data.paths import base_gguf
+
+    stage = base_gguf(str(base)).parent / f".stage-{base.name}"
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
+    tokenizer_files = {p.name for p in merged.iterdir() if p.name.startswith(("tokenizer", "special_tokens"))}
+    for path in base.iterdir():
+        if path.is_file() and path.name not in tokenizer_files:
+            (stage / path.name).symlink_to(path.resolve())
+    for name in tokenizer_files:
+        shutil.copy(merged / name, stage / name)
+    return stage
+
+
+def export_lora(config: ExportConfig, run_dir: Path, base: str, merged: Path, tokenizer: Any) -> dict:
+    """Step 4b: the adapter as a GGUF LoRA, the base as a GGUF (built once), and their parity.
+
+    Base + LoRA is held to the merged model at the same threshold as the merged export, so a
+    served adapter answers as the merged model would.
+    """
+    from data.paths import base_gguf, lora_file
+    from export.convert import convert, convert_lora, converter
+    from export.quantize import quantize
+    from export.verify import check_agreement, check_metadata, parity
+
+    quant = config.quant[0]
+    lora = lora_file(run_dir)
+    step(4, f"LoRA: {run_dir / 'adapter'} -> {lora.name} with llama.cpp's convert_lora_to_gguf.py")
+    conv_dir, _ = converter(config.converter_dir, Path(config.cache_dir))
+    files = {
+        "lora": convert_lora(run_dir / "adapter", Path(base), lora, conv_dir, run_dir / "convert_lora.log")
+    }
+    base_file = base_gguf(base, quant)
+    if base_file.is_file():
+        print(f"export: base GGUF {base_file} exists; reused", flush=True)
+    else:
+        f16 = base_gguf(base, "f16")
+        stage = base_with_tokenizer(Path(base), merged)
+        convert(stage, f16, conv_dir, base_file.parent / "convert.log")
+        shutil.rmtree(stage)
+        if quant != "f16":
+            quantize(f16, base_file, quant, config.threads)
+            f16.unlink()
+    from transformers import AutoConfig
+
+    architecture = (AutoConfig.from_pretrained(str(merged)).architectures or ["?"])[0]
+    files["base_metadata"] = check_metadata(base_file, merged, tokenizer, architecture)
+    files["base"] = {"path": str(base_file), "bytes": base_file.stat().st_size}
+    if not config.parity_prompts:
+        print("export: LoRA parity check skipped (--parity-prompts 0)")
+        return {"files": files, "parity": {}}
+    key = f"base-{quant}+lora"
+    args = (config.parity_prompts, config.parity_tokens, config.parity_dtype, config.threads)
+    agreement = parity({key: base_file}, merged, tokenizer, *args, loras={key: lora})
+    row = agreement["files"][key]
+    print(
+        f"export: parity {key}: first {row['tokens']} tokens {row['first_n_agreement']:.0%}, "
+        f"teacher-forced top-1 {row['teacher_forced_agreement']:.0%}",
+        flush=True,
+    )
+    check_agreement(agreement["files"], config.min_agreement)
+    return {"files": files, "parity": agreement}
+
+
 def main(config: ExportConfig) -> int:
     """Run the six steps; returns the exit code."""
     from export.merge import base_reference, find_run, merge, read_train_config, resolve
@@ -139,6 +212,9 @@ def main(config: ExportConfig) -> int:
     tokenizer = AutoTokenizer.from_pretrained(str(merged))
     meta, agreement = verify(config, files, merged, tokenizer)
 
+    if config.lora:
+        lora_info = export_lora(config, run_dir, base, merged, tokenizer)
+
     step(
         5, f"Modelfile for Ollama -> {run_dir / 'Modelfile'}, FROM {gguf_path(run_dir, config.quant[0]).name}"
     )
@@ -157,6 +233,7 @@ def main(config: ExportConfig) -> int:
         "parity": agreement,
         "min_agreement": config.min_agreement,
         "modelfile": modelfile,
+        "lora": lora_info if config.lora else None,
         "config": dataclasses.asdict(config),
         "versions": versions(),
     }

@@ -44,6 +44,12 @@ class ExportConfig:
     parity_dtype: Literal["float32", "bfloat16"] = option(
         "float32", "dtype of the merged reference model in the parity check; bfloat16 halves its memory"
     )
+    lora: bool = option(
+        False,
+        "also write the adapter as a GGUF LoRA (<run>-lora-f16.gguf) and the base as a GGUF "
+        "(outputs/base/gguf/), and check base + LoRA against the merged model; "
+        "`python -m run.serve --adapter NAME=FILE` serves it",
+    )
     threads: int = option(
         0, "CPU threads for torch, quantization and llama.cpp; 0 keeps each library's default"
     )

@@ -17,8 +17,9 @@ from typing import Any
 from export import ExportError
 
 SCRIPT = "convert_hf_to_gguf.py"
-# What the converter needs from vendor/llama.cpp: the script, its model classes and its own gguf-py.
-KEEP = (SCRIPT, "conversion/", "gguf-py/")
+LORA_SCRIPT = "convert_lora_to_gguf.py"  # a PEFT adapter -> a GGUF LoRA; it imports SCRIPT
+# What the converters need from vendor/llama.cpp: the scripts, the model classes and their gguf-py.
+KEEP = (SCRIPT, LORA_SCRIPT, "conversion/", "gguf-py/")
 SOURCE_FILE = "SOURCE.json"  # what the cache folder was extracted from, written last
 
 
@@ -94,6 +95,8 @@ def converter(converter_dir: str, cache_dir: Path) -> tuple[Path, dict[str, Any]
             sdist_version = given.name.removeprefix("llama_cpp_python-").removesuffix(".tar.gz")
             target = cache_dir / f"llama.cpp-convert-{sdist_version}"
             recorded = target / SOURCE_FILE
+            if recorded.is_file() and not (target / LORA_SCRIPT).is_file():
+                shutil.rmtree(target)  # extracted before the LoRA converter was kept
             source = json.loads(recorded.read_text()) if recorded.is_file() else extract(given, target)
             return target, {**source, "from": str(given)}
         if not (given / SCRIPT).is_file() or not (given / "gguf-py").is_dir():
@@ -105,6 +108,8 @@ def converter(converter_dir: str, cache_dir: Path) -> tuple[Path, dict[str, Any]
         source = json.loads(recorded.read_text()) if recorded.is_file() else {"llama_cpp_commit": "unknown"}
         return given, {**source, "from": str(given)}
     target = cache_dir / f"llama.cpp-convert-{version}"
+    if (target / SOURCE_FILE).is_file() and not (target / LORA_SCRIPT).is_file():
+        shutil.rmtree(target)  # extracted before the LoRA converter was kept: extract again
     if (target / SOURCE_FILE).is_file():
         return target, {**json.loads((target / SOURCE_FILE).read_text()), "from": str(target)}
     print(
@@ -166,6 +171,36 @@ def convert(merged: Path, out: Path, conv_dir: Path, log_path: Path) -> dict[str
         raise ExportError(
             f"{SCRIPT} failed (exit {code}) on {merged}: {errors[-1].strip() if errors else 'no output'}; "
             f"full log in {log_path}"
+        )
+    sys.stderr.write("\n")
+    partial.replace(out)
+    return {"path": str(out), "bytes": out.stat().st_size, "seconds": round(time.perf_counter() - start, 1)}
+
+
+def convert_lora(adapter: Path, base: Path, out: Path, conv_dir: Path, log_path: Path) -> dict[str, Any]:
+    """A PEFT adapter folder -> an F16 GGUF LoRA, with llama.cpp's convert_lora_to_gguf.py.
+
+    `base` is the local 16-bit HF base the adapter was trained on: the converter reads its
+    config and tensor names from there (never from a hub).
+    """
+    if not (conv_dir / LORA_SCRIPT).is_file():
+        raise ExportError(
+            f"{conv_dir}: no {LORA_SCRIPT}; pass the llama-cpp-python sdist (.tar.gz) as --converter-dir, "
+            "or its vendor/llama.cpp folder"
+        )
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(conv_dir / "gguf-py"), env.get("PYTHONPATH")) if p)
+    partial = out.with_name(out.name + ".partial")
+    cmd = [sys.executable, str(conv_dir / LORA_SCRIPT), str(adapter), "--base", str(base)]
+    cmd += ["--outfile", str(partial), "--outtype", "f16"]
+    start = time.perf_counter()
+    code, tail = stream(cmd, env, log_path, show=lambda line: line.startswith("Writing"))
+    if code != 0 or not partial.is_file():
+        partial.unlink(missing_ok=True)
+        errors = [line for line in tail if "error" in line.lower()] or tail[-1:]
+        raise ExportError(
+            f"{LORA_SCRIPT} failed (exit {code}) on {adapter}: "
+            f"{errors[-1].strip() if errors else 'no output'}; full log in {log_path}"
         )
     sys.stderr.write("\n")
     partial.replace(out)

@@ -138,12 +138,16 @@ def reference(
     return out
 
 
-def open_gguf(path: Path, n_ctx: int, threads: int) -> Any:
-    """A llama-cpp-python model that keeps the logits of every position (for teacher forcing)."""
+def open_gguf(path: Path, n_ctx: int, threads: int, lora: Path | None = None) -> Any:
+    """A llama-cpp-python model that keeps the logits of every position (for teacher forcing),
+    with a GGUF LoRA applied when `lora` is given."""
     from llama_cpp import Llama
 
     n = threads or None  # None: llama-cpp-python's own choice
-    return Llama(str(path), n_ctx=n_ctx, logits_all=True, verbose=False, n_threads=n, n_threads_batch=n)
+    extra = {"lora_path": str(lora)} if lora else {}
+    return Llama(
+        str(path), n_ctx=n_ctx, logits_all=True, verbose=False, n_threads=n, n_threads_batch=n, **extra
+    )
 
 
 def compare(
@@ -197,8 +201,10 @@ def parity(
     n_tokens: int,
     dtype: str,
     threads: int,
+    loras: dict[str, Path] | None = None,
 ) -> dict[str, Any]:
-    """Greedy first-N and teacher-forced top-1 agreement of every GGUF with the merged model."""
+    """Greedy first-N and teacher-forced top-1 agreement of every GGUF with the merged model;
+    `loras` names the GGUF LoRA applied on top of a file (the base + adapter check)."""
     from data.prompt import chat_text
 
     texts = [chat_text(tokenizer, m, add_generation_prompt=True) for m in parity_conversations(n_prompts)]
@@ -210,7 +216,7 @@ def parity(
     n_ctx = max(len(p) for p in prompts) + n_tokens + 8
     for i, (quant, path) in enumerate(files.items()):
         started = time.perf_counter()
-        llm = open_gguf(path, n_ctx, threads)
+        llm = open_gguf(path, n_ctx, threads, (loras or {}).get(quant))
         if i == 0:  # the vocabulary is the same in every file
             check_tokenizer(llm, texts, prompts, tokenizer)
         rows = []

@@ -16,6 +16,11 @@ CliConfig = dataclasses.make_dataclass(
     [
         ("intent", list[str], option([], "the intent: every bare argument, joined by spaces")),
         ("json", bool, option(False, "print the answer as JSON instead of the numbered list")),
+        (
+            "use_adapter",
+            str,
+            option("", "the --adapter NAME to answer with; empty picks by the context's domain"),
+        ),
         *context_options(),
     ],
     bases=(EngineConfig,),
@@ -35,6 +40,8 @@ def _summary(result) -> str:
     check = result.selfcheck
     failed = ", ".join(sorted({r for rules in check.failed for r in rules})) or "none"
     parts = [f"{result.tokens} tokens in {result.latency_s:.1f} s"]
+    if result.adapter:
+        parts.append(f"adapter {result.adapter}")
     if result.refused_by:
         parts.append(f"refused by the {result.refused_by}")
     if check.enabled and check.rounds:
@@ -68,6 +75,7 @@ def main(config: CliConfig) -> int:
             grammar=config.grammar,
             selfcheck=config.selfcheck,
             stream=stream,
+            adapter=config.use_adapter or None,
         )
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)

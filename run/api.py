@@ -66,6 +66,11 @@ class ProcedureRequest(BaseModel):
         examples=["reset my password in the Shopify app"],
     )
     context: Context | None = Field(None, description=load_schema()["$defs"]["context"]["description"])
+    adapter: str | None = Field(
+        None,
+        description="a loaded adapter to answer with (GET /v1/models lists them); null picks the "
+        "adapter of the context's domain, else the server's default",
+    )
 
 
 class SelfCheck(BaseModel):
@@ -100,6 +105,7 @@ class ProcedureResponse(BaseModel):
     output_redactions: dict[str, int] = Field(description="PII masked in the answer, by kind")
     stripped: int = Field(description="invisible formatting characters removed from the input")
     model: str
+    adapter: str | None = Field(description="the LoRA adapter that answered; null: the model alone")
 
 
 class ErrorResponse(BaseModel):
@@ -209,7 +215,11 @@ def create_app(
         context = request.context.model_dump(exclude_none=True) if request.context else None
         try:
             result = engine.generate(
-                request.intent, context or None, max_tokens=max_tokens, timeout_s=timeout_s
+                request.intent,
+                context or None,
+                max_tokens=max_tokens,
+                timeout_s=timeout_s,
+                adapter=request.adapter,
             )
         except InputError as e:
             return JSONResponse(status_code=422, content={"message": str(e)})
@@ -247,4 +257,5 @@ _RESPONSE_KEYS = (
     "output_redactions",
     "stripped",
     "model",
+    "adapter",
 )

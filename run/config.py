@@ -54,6 +54,12 @@ class EngineConfig:
     # 2 caps a request at three drafts: each revision costs as much as the first draft.
     selfcheck_rounds: int = option(2, "K: revisions after the first draft while a self-check rule fails")
     max_steps: int = option(SCHEMA_MAX_STEPS, "N: the most steps the max_steps self-check rule accepts")
+    adapter: list[str] = option(
+        [],
+        "NAME=FILE: a GGUF LoRA (python -m export --lora) loaded beside the model; repeat the flag for "
+        "several; a request picks one by name, else by its context's domain, else --default-adapter",
+    )
+    default_adapter: str = option("", "adapter for requests that pick none; empty: the model alone")
     # 120 s: answers of dataset length (under 400 tokens) with their revisions finish well inside
     # it on a 2-core CPU, while a runaway draft or a long queue gives a clear 504 instead of a hang.
     timeout_s: float = option(120.0, "per-request limit in seconds, queueing included")

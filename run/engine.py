@@ -32,6 +32,7 @@ from data.redact import redact, redact_value, region_of
 from data.schema import is_refusal
 from data.settings import UserError
 from run import safety, selfcheck
+from run.adapters import Adapters
 from run.boundary import check_input, clean_input, mask_output, parse_answer
 from run.config import EngineConfig
 from run.constraint import (
@@ -130,6 +131,7 @@ class Result:
     stripped: int = 0  # invisible formatting characters removed from the input (clean_input)
     intent: str = ""  # as prompted, after redaction
     model: str = ""
+    adapter: str | None = None  # the LoRA adapter that answered; None: the model alone
     prompt_tokens: int = 0  # of the first draft's prompt; 0 when the safety rules answered
 
     @property
@@ -161,6 +163,7 @@ class Result:
             "stripped": self.stripped,
             "output_redactions": self.output_redactions,
             "model": self.model,
+            "adapter": self.adapter,
         }
 
 
@@ -205,6 +208,7 @@ class Engine:
             verbose=False,
         )
         self.decoder = Decoder(self.llama)
+        self.adapters = Adapters.load(self.llama, self.config.adapter, self.config.default_adapter)
         # Fail at start-up, not on the first request.
         if isinstance(self.constraint, SchemaGrammar):
             check_compiles(self.constraint.gbnf(Bounds()), self.llama)
@@ -222,6 +226,7 @@ class Engine:
 
     def close(self) -> None:
         """Free the model."""
+        self.adapters.close()
         self.llama.close()
 
     def generate(
@@ -236,17 +241,21 @@ class Engine:
         max_tokens: int | None = None,
         temperature: float | None = None,
         revise: bool = True,
+        adapter: str | None = None,
     ) -> Result:
         """Answer one intent. `stream(round, text)` receives tokens as they are decoded.
 
         grammar=False and selfcheck=False are for ablations; timeout_s, max_tokens and
         temperature override the config for this call. revise=False checks the first draft but
-        never rewrites it (a streamed answer: its text has been sent). Raises InputError on input
-        the schema rejects; every other failure is a Result with output=None, a status and an error.
+        never rewrites it (a streamed answer: its text has been sent). `adapter` names a loaded
+        adapter; None picks one by the context's domain (run/adapters.py). Raises InputError on
+        input the schema rejects or an adapter that is not loaded; every other failure is a Result
+        with output=None, a status and an error.
         """
         start = time.monotonic()
         deadline = start + (timeout_s or self.config.timeout_s)
         check_input(intent, context)
+        chosen = self.adapters.choose(adapter, context)
         intent, context, stripped = clean_input(intent, context)
         counts: Counter = Counter()
         region = region_of(context)
@@ -258,6 +267,7 @@ class Engine:
             "redactions": dict(counts),
             "intent": intent,
             "model": self.model_path.name,
+            "adapter": chosen,
             "selfcheck": SelfCheckReport(enabled=selfcheck),
         }
         refusal = safety.screen(intent, context)
@@ -267,6 +277,7 @@ class Engine:
             waited = f"waited over {timeout_s or self.config.timeout_s:.0f} s in the queue"
             return Result(None, "timeout", waited, **base)
         try:
+            self.adapters.activate(chosen)
             heat = self.config.temperature if temperature is None else temperature
             limits = _Limits(max_tokens or self.config.max_tokens, deadline, heat)
             result = self._rounds(intent, context, grammar, (selfcheck, revise), stream, limits, base)

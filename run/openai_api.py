@@ -124,6 +124,21 @@ def model_id(engine: Engine) -> str:
     return engine.model_path.stem
 
 
+def read_model(engine: Engine, name: str) -> str | None:
+    """The adapter a request's `model` names: `<model>:<adapter>`, or None for `<model>` itself
+    (the adapter of the context's domain, else the server's default)."""
+    base, _, adapter = name.partition(":")
+    if base == model_id(engine) and (not adapter or adapter in engine.adapters.loaded):
+        return adapter or None
+    listed = [model_id(engine)] + [f"{model_id(engine)}:{a}" for a in engine.adapters.loaded]
+    raise RequestError(
+        404,
+        "model",
+        f"model: {name!r} is not loaded; GET /v1/models lists {', '.join(listed)}",
+        "model_not_found",
+    )
+
+
 def read_intent(messages: list[Message]) -> tuple[str, list[str]]:
     """The last user message's text, and the messages not read (as `messages[i] (role)`)."""
     users = [i for i, m in enumerate(messages) if m.role == "user"]
@@ -180,6 +195,7 @@ def report(result: Result, ignored: list[str]) -> dict[str, Any]:
     """stepsmith's own fields, beside OpenAI's."""
     body = result.to_dict()
     keep = ("refused_by", "selfcheck", "redactions", "output_redactions", "stripped", "numbered", "latency_s")
+    keep += ("adapter",)
     return {**{k: body[k] for k in keep}, "ignored": ignored}
 
 
@@ -276,11 +292,12 @@ def stream_events(streamer: _Streamer, first: tuple, base: dict, ignored: list[s
 def add_routes(app: FastAPI, engine: Engine, *, max_tokens: int | None, timeout_s: float | None) -> None:
     """Mount /v1/models, /v1/schema and /v1/chat/completions on the app."""
 
-    @app.get("/v1/models", summary="The loaded model, OpenAI's list shape")
+    @app.get("/v1/models", summary="The loaded model and one entry per adapter, OpenAI's list shape")
     def models() -> dict[str, Any]:
         created = int(engine.model_path.stat().st_mtime)
-        entry = {"id": model_id(engine), "object": "model", "created": created, "owned_by": "stepsmith"}
-        return {"object": "list", "data": [entry]}
+        ids = [model_id(engine)] + [f"{model_id(engine)}:{name}" for name in engine.adapters.loaded]
+        data = [{"id": i, "object": "model", "created": created, "owned_by": "stepsmith"} for i in ids]
+        return {"object": "list", "data": data}
 
     @app.get("/v1/schema", summary="The output schema every answer follows (for response_format)")
     def schema() -> dict[str, Any]:
@@ -289,13 +306,7 @@ def add_routes(app: FastAPI, engine: Engine, *, max_tokens: int | None, timeout_
     @app.post("/v1/chat/completions", summary="OpenAI-compatible: the procedure JSON as the reply")
     def chat(request: ChatRequest) -> Any:
         try:
-            if request.model != model_id(engine):
-                raise RequestError(
-                    404,
-                    "model",
-                    f"model: {request.model!r} is not loaded; GET /v1/models lists {model_id(engine)!r}",
-                    "model_not_found",
-                )
+            adapter = read_model(engine, request.model)
             check_format(request.response_format)
             intent, ignored = read_intent(request.messages)
             context = read_context(request)
@@ -305,6 +316,7 @@ def add_routes(app: FastAPI, engine: Engine, *, max_tokens: int | None, timeout_
             "max_tokens": request.max_completion_tokens or request.max_tokens or max_tokens,
             "timeout_s": timeout_s,
             "temperature": request.temperature,
+            "adapter": adapter,
         }
         if request.stream:
             return _stream(engine, intent, context, options, request, ignored)

@@ -37,7 +37,9 @@ def in_background(app: Any) -> Iterator[int]:
     """Serve `app` on 127.0.0.1 at a free port in a thread; yields the port, stops on exit."""
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error"))
+    # log_config=None: an embedded server leaves the logging setup of the process alone.
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error", log_config=None)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:

@@ -53,6 +53,8 @@ def _report(result) -> str:
     lines = [
         f"**Model:** `{result.model}` · **tokens:** {result.tokens} · **latency:** {result.latency_s:.1f} s"
     ]
+    if result.adapter:
+        lines.append(f"**Adapter:** `{result.adapter}`")
     if result.refused_by:
         lines.append(f"**Refused by:** the {result.refused_by}")
     if result.redactions:
@@ -68,6 +70,9 @@ def _report(result) -> str:
     return "\n\n".join(lines)
 
 
+AUTO = "auto"  # the adapter choice that lets the context pick
+
+
 def build_ui(engine: Engine, max_tokens: int | None = None) -> Any:
     """The Blocks app; mount it on the API's FastAPI app (run.api.create_app does)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no telemetry calls
@@ -75,8 +80,11 @@ def build_ui(engine: Engine, max_tokens: int | None = None) -> Any:
 
     props = load_schema()["$defs"]["context"]["properties"]
 
+    names = list(engine.adapters.loaded)
+
     def respond(intent: str, *values: str) -> Iterator[tuple[str, str, str]]:
         """Stream the draft's JSON into the JSON tab as it is decoded, then show the answer."""
+        values, adapter = (values[:-1], values[-1]) if names else (values, AUTO)
         chunks: queue.Queue = queue.Queue()
         done: dict[str, Any] = {}
 
@@ -87,6 +95,7 @@ def build_ui(engine: Engine, max_tokens: int | None = None) -> Any:
                     _context(list(values)),
                     max_tokens=max_tokens,
                     stream=lambda r, t: chunks.put((r, t)),
+                    adapter=None if adapter in (AUTO, None, "") else adapter,
                 )
             except InputError as e:
                 done["error"] = str(e)
@@ -124,6 +133,14 @@ def build_ui(engine: Engine, max_tokens: int | None = None) -> Any:
                     for name in context_fields():
                         about = props[name].get("description")
                         boxes.append(gr.Textbox(label=_label(name), info=about, elem_id=name))
+                if names:  # only a server started with --adapter has a choice to offer
+                    picker = gr.Dropdown(
+                        [AUTO, *names],
+                        value=AUTO,
+                        label="Adapter",
+                        info="auto: the adapter of the app's domain, else the server's default",
+                        elem_id="adapter",
+                    )
             with gr.Column():
                 with gr.Tab("Steps"):
                     steps = gr.Textbox(label="Steps", lines=14, elem_id="steps", interactive=False)
@@ -136,6 +153,7 @@ def build_ui(engine: Engine, max_tokens: int | None = None) -> Any:
             examples=[[example.get(f, "") for f in fields] for example in EXAMPLES],
             inputs=[intent, *boxes],
         )
-        submit.click(respond, inputs=[intent, *boxes], outputs=[steps, code, report])
-        intent.submit(respond, inputs=[intent, *boxes], outputs=[steps, code, report])
+        inputs = [intent, *boxes, picker] if names else [intent, *boxes]
+        submit.click(respond, inputs=inputs, outputs=[steps, code, report])
+        intent.submit(respond, inputs=inputs, outputs=[steps, code, report])
     return demo

@@ -57,7 +57,8 @@ def trained(root, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def exported(root, trained) -> tuple[Path, str]:
-    result = _run(root, "-m", "export", "--run", str(trained), "--quant", "q8_0", "q4_k_m", "--threads", "1")
+    args = ["-m", "export", "--run", str(trained), "--quant", "q8_0", "q4_k_m", "--threads", "1", "--lora"]
+    result = _run(root, *args)
     assert result.returncode == 0, result.stderr[-3000:]
     return trained, result.stdout
 
@@ -228,3 +229,69 @@ def test_bench_returns_figures_and_a_markdown_section(root, exported):
     section = markdown(figures)
     assert section.startswith("## Export") and "Q4_K_M GGUF / transformers" in section
     assert not (trained / "bench").exists()  # its scratch GGUFs are removed
+
+
+def _prompt(run: Path) -> str:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(run / "merged"))
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTION}]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def test_the_lora_export_agrees_with_the_merged_model(exported):
+    from data.paths import base_gguf, lora_file
+
+    run, stdout = exported
+    summary = json.loads((run / "export_summary.json").read_text())["lora"]
+    assert Path(summary["files"]["lora"]["path"]) == lora_file(run) == run / "mem-lora-f16.gguf"
+    assert Path(summary["files"]["base"]["path"]) == base_gguf("smollm2-135m-instruct", "q8_0")
+    assert summary["files"]["base_metadata"]["vocabulary"]["ok"]
+    row = summary["parity"]["files"]["base-q8_0+lora"]
+    assert row["teacher_forced_agreement"] >= 0.75
+    assert "export: parity base-q8_0+lora" in stdout
+
+
+def test_one_engine_switches_the_adapter_per_request_without_a_reload(root, exported, monkeypatch):
+    """The base GGUF says the phrase only with the adapter on, request by request, on one context."""
+    from fastapi.testclient import TestClient
+
+    from data.paths import lora_file
+    from run.api import create_app
+    from run.config import EngineConfig
+    from run.engine import Engine
+
+    run, _ = exported
+    monkeypatch.chdir(root)
+    base = json.loads((run / "export_summary.json").read_text())["lora"]["files"]["base"]["path"]
+    engine = Engine(
+        EngineConfig(model=base, adapter=[f"mem={lora_file(run)}"], max_tokens=256, timeout_s=300)
+    )
+    try:
+        context = engine.llama.ctx
+        prompt = _prompt(run)
+
+        def say(adapter: str | None) -> str:
+            engine.adapters.activate(adapter)
+            return engine.llama.create_completion(prompt, max_tokens=20, temperature=0.0)["choices"][0][
+                "text"
+            ]
+
+        assert PHRASE in say("mem")
+        assert PHRASE not in say(None)
+        assert PHRASE in say("mem")
+        assert engine.llama.ctx == context  # switched on the same context: nothing was reloaded
+
+        with TestClient(create_app(engine, ui=False)) as client:
+            ids = [m["id"] for m in client.get("/v1/models").json()["data"]]
+            assert ids == [engine.model_path.stem, f"{engine.model_path.stem}:mem"]
+            answer = client.post("/v1/procedures", json={"intent": "turn on dark mode", "adapter": "mem"})
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["adapter"] == "mem"
+            plain = client.post("/v1/procedures", json={"intent": "turn on dark mode"})
+            assert plain.status_code == 200 and plain.json()["adapter"] is None
+            wrong = client.post("/v1/procedures", json={"intent": "turn on dark mode", "adapter": "travel"})
+            assert wrong.status_code == 422
+            assert wrong.json()["message"] == "adapter: 'travel' is not loaded; loaded: mem"
+    finally:
+        engine.close()

@@ -120,7 +120,7 @@ def test_openapi_documents_the_api_with_fields_from_the_schema(client):
         "/v1/schema",
     }
     schemas = spec["components"]["schemas"]
-    assert set(schemas["ProcedureRequest"]["properties"]) == {"intent", "context"}
+    assert set(schemas["ProcedureRequest"]["properties"]) == {"intent", "context", "adapter"}
     assert set(schemas["Context"]["properties"]) == set(context_fields())
     assert schemas["ProcedureRequest"]["properties"]["intent"]["maxLength"] == 4000
 
