@@ -74,9 +74,26 @@ def call(args: list[str], what: str) -> None:
         raise SweepError(f"{what} failed (exit {done.returncode}); its output is above")
 
 
+def cached(report: Path, adapter: Path, config: SweepConfig) -> dict[str, Any] | None:
+    """An earlier report of this point, if it scored this adapter on the same examples."""
+    if config.rescore or not report.is_file() or report.stat().st_mtime < adapter.stat().st_mtime:
+        return None
+    metrics = json.loads(report.read_text(encoding="utf-8"))
+    setting = metrics["setting"]
+    same = setting["test_file"] == config.test_file and setting["engine"].get("timeout_s") == config.timeout_s
+    return metrics if same and (not config.limit or setting["evaluated"] == config.limit) else None
+
+
 def score(run_dir: Path, name: str, config: SweepConfig) -> dict[str, Any]:
-    """Export run_dir (unless its GGUF is newer than its adapter) and eval it; metrics.json."""
+    """Export run_dir (unless its GGUF is newer than its adapter) and eval it; metrics.json.
+
+    A report of the same adapter on the same examples is reused (--rescore scores again).
+    """
     adapter = run_dir / "adapter" / "adapter_model.safetensors"
+    report = Path(config.out_root) / name / "metrics.json"
+    if (earlier := cached(report, adapter, config)) is not None:
+        print(f"sweep: {run_dir}: reusing {report}", flush=True)
+        return earlier
     if (
         not paths.gguf_file(run_dir).is_file()
         or paths.gguf_file(run_dir).stat().st_mtime < adapter.stat().st_mtime
@@ -86,7 +103,7 @@ def score(run_dir: Path, name: str, config: SweepConfig) -> dict[str, Any]:
     args += ["--test-file", config.test_file, "--limit", str(config.limit), "--out-root", config.out_root]
     args += ["--timeout-s", str(config.timeout_s), "--resume", "false"]
     call(args, f"eval {run_dir}")
-    return json.loads((Path(config.out_root) / name / "metrics.json").read_text(encoding="utf-8"))
+    return json.loads(report.read_text(encoding="utf-8"))
 
 
 def quality(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -263,8 +280,8 @@ def main(config: SweepConfig, command: str) -> int:
                 rows[run_dir.name] = run_row(run_dir, config)
             else:  # scored already: refresh only what its own files say
                 rows[run_dir.name] |= train_fields(run_dir)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
         body = "\n".join(
             ["## Training runs tried", "", header(config, command), "", runs_table(list(rows.values()))]
         )

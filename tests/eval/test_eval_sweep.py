@@ -1,0 +1,49 @@
+"""The table of tried runs: rows kept across calls, earlier reports reused, the page updated."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from eval.sweep import QUALITY, SweepConfig, main
+
+
+def _run(root: Path, name: str, lr: float, step_f1: float) -> Path:
+    """A trained run folder and its eval report on the validation split, as the sweep leaves them."""
+    run = root / "outputs" / name
+    (run / "adapter").mkdir(parents=True)
+    (run / "adapter" / "adapter_model.safetensors").write_bytes(b"weights")
+    knobs = {"learning_rate": lr, "r": 16, "alpha": 32, "per_device_batch_size": 4, "epochs": 1.0}
+    (run / "config.yaml").write_text(yaml.safe_dump(knobs | {"max_steps": 0, "scheduler": "cosine"}))
+    summary = {"global_step": 113, "wall_time_s": 366.0, "tokens_per_s": 550.0, "best_eval_loss": 2.2}
+    (run / "train_summary.json").write_text(json.dumps(summary))
+    scores = {key: {"mean": step_f1} for key, _ in QUALITY}
+    setting = {
+        "system_under_test": name,
+        "evaluated": 24,
+        "test_file": "val.jsonl",
+        "engine": {"timeout_s": 60.0},
+    }
+    metrics = {
+        "setting": setting,
+        "overall": {name: scores, "template": {k: {"mean": 0.02} for k, _ in QUALITY}},
+    }
+    report = root / "eval" / f"sweep-{name}"
+    report.mkdir(parents=True)
+    (report / "metrics.json").write_text(json.dumps(metrics))
+    return run
+
+
+def test_rows_accumulate_across_calls_and_reuse_earlier_reports(tmp_path, capsys):
+    config = {"test_file": "val.jsonl", "out_root": str(tmp_path / "eval"), "doc": str(tmp_path / "bench.md")}
+    first, second = _run(tmp_path, "a", 1e-3, 0.17), _run(tmp_path, "b", 2e-3, 0.14)
+    main(SweepConfig(runs=[str(first)], **config), "python -m eval.sweep --runs a")
+    main(SweepConfig(runs=[str(second)], **config), "python -m eval.sweep --runs b")
+    assert "reusing" in capsys.readouterr().out  # no export or eval process was started
+    rows = json.loads((tmp_path / "eval" / "sweep.json").read_text())
+    assert list(rows) == ["a", "b"] and rows["b"]["step_f1"] == 0.14 and rows["a"]["train_min"] == 6.1
+    page = (tmp_path / "bench.md").read_text()
+    assert "| a | 0.001 | 16/32 | 4 | 1.0 / 113 | 6.1 | 550 | 2.200 | 0.170 |" in page
+    assert "| b | 0.002 |" in page and "| template (reference) |" in page
