@@ -1,4 +1,4 @@
-"""The eval section of docs/benchmarks.md: the verdict on fine-tuned vs zero-shot CIs."""
+"""The eval section of docs/benchmarks.md: the verdict on the model vs a baseline, by their CIs."""
 
 import pytest
 
@@ -13,15 +13,15 @@ def _metrics(tuned: tuple, base: tuple) -> dict:
     return {
         "setting": {"system_under_test": "tuned"},
         "overall": {
-            "tuned": {"step_f1": ci(*tuned), "rouge_l": ci(*tuned)},
-            "base": {"step_f1": ci(*base), "rouge_l": ci(*base)},
+            "tuned": {key: ci(*tuned) for key in ("step_f1", "rouge_l", "bertscore_f1")},
+            "base": {key: ci(*base) for key in ("step_f1", "rouge_l", "bertscore_f1")},
         },
     }
 
 
 def test_disjoint_intervals_beat_and_overlapping_ones_do_not():
     clear = verdict(_metrics((0.40, 0.30, 0.50), (0.05, 0.00, 0.10)), "base")
-    assert len(clear) == 2 and all("beats `base`" in line and "do not overlap" in line for line in clear)
+    assert len(clear) == 3 and all("beats `base`" in line and "do not overlap" in line for line in clear)
     close = verdict(_metrics((0.40, 0.30, 0.50), (0.35, 0.25, 0.45)), "base")
     assert all("does not clearly beat" in line and "overlap)" in line for line in close)
     worse = verdict(_metrics((0.05, 0.00, 0.10), (0.40, 0.30, 0.50)), "base")
