@@ -246,7 +246,8 @@ def plot_curve(rows: list[dict[str, Any]], title: str, outs: list[Path]) -> None
     ax.set_ylabel("validation score (dotted: template)")
     ax.grid(alpha=0.3)
     loss = ax.twinx()
-    loss.plot(minutes, [row["val_loss"] for row in rows], color="grey", linestyle="--", label="val loss")
+    losses = [float("nan") if row["val_loss"] is None else row["val_loss"] for row in rows]
+    loss.plot(minutes, losses, color="grey", linestyle="--", marker="x", label="val loss")
     loss.set_ylabel("validation loss")
     handles = ax.get_legend_handles_labels()[0] + loss.get_legend_handles_labels()[0]
     ax.legend(handles=handles, loc="center right", fontsize=8)
