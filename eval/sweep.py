@@ -312,6 +312,13 @@ def main(config: SweepConfig, command: str) -> int:
             ]
         )
         write_section(Path(config.doc), "curve", body)
+        report = out_root / run_dir.name / "report.md"
+        if report.is_file():  # the run's eval report shows the curve beside its test scores
+            table = curve_table(ordered)
+            section = (
+                f"## Learning curve (validation split)\n\n{table}\n\n![learning curve](learning_curve.png)"
+            )
+            write_section(report, "curve", section)
     print(body)
     return 0
 
