@@ -1,4 +1,5 @@
-"""PII redaction: emails, phone numbers, order IDs and card numbers become typed placeholders."""
+"""PII redaction: emails, phone numbers, order IDs, card numbers, IBANs and US social security
+numbers become typed placeholders."""
 
 from __future__ import annotations
 
@@ -7,15 +8,27 @@ from collections import Counter
 from typing import Any
 
 EMAIL, PHONE, ORDER_ID, CARD, IBAN = "<EMAIL>", "<PHONE>", "<ORDER_ID>", "<CARD>", "<IBAN>"
-PLACEHOLDERS = (EMAIL, PHONE, ORDER_ID, CARD, IBAN)
+SSN = "<SSN>"
+PLACEHOLDERS = (EMAIL, PHONE, ORDER_ID, CARD, IBAN, SSN)
 
-_EMAIL_RE = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+# Unicode letters on both sides (RFC 6531): "josé@correo.es", "用户@例子.中国".
+_EMAIL_RE = re.compile(r"(?<![\w.+-])[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}")
+# An address written out to dodge filters: "jane dot doe at gmail dot com", "jane(at)mail[dot]fr".
+# It must end in "dot <known TLD>", so ordinary sentences with "at" are left alone.
+_AT = r"(?:\s*[\(\[\{]\s*at\s*[\)\]\}]\s*|\s+at\s+|\s*@\s*)"
+_DOT = r"(?:\s*[\(\[\{]\s*dot\s*[\)\]\}]\s*|\s+dot\s+)"
+_TLDS = r"com|net|org|edu|gov|io|co|uk|de|fr|es|it|br|pt|mx|ca|nl|in|au|jp|cn|kr|ru|info|me|us|eu"
+_SPELLED_EMAIL_RE = re.compile(
+    rf"(?i)(?<![\w.+-])[\w+-]+(?:(?:\.|{_DOT})[\w+-]+)*{_AT}[\w-]+(?:(?:\.|{_DOT})[\w-]+)*{_DOT}(?:{_TLDS})\b"
+)
+# US social security numbers, dash- or space-grouped; area 000, 666 and 9xx are never issued.
+_SSN_RE = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}(?![\d-])")
 
 # Amazon-style 3-7-7 order numbers are distinctive enough to need no keyword.
 _AMAZON_ORDER_RE = re.compile(r"\b\d{3}-\d{7}-\d{7}\b")
 # Prefixed references such as ORD-88412-KX, INV-2024-0042, TXN4419203381.
 _PREFIXED_ID_RE = re.compile(
-    r"\b(?:ORD|ORDER|INV|PO|TXN|BK|RES|REF)[-#]?(?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]{2,}\b"
+    r"(?i)\b(?:ORD|ORDER|INV|PO|TXN|BK|RES|REF)[-#]?(?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]{2,}\b"
 )
 # A keyword (in the dataset's languages) followed by an identifier that holds digits.
 _ORDER_KEYWORDS = (
@@ -32,19 +45,27 @@ _KEYWORD_ID_RE = re.compile(
 _HASH_ID_RE = re.compile(r"(?<![\w&])#\d{4,}\b")
 # A bare run of 11+ digits is an account, order or tracking number, not a date or a version.
 _LONG_DIGITS_RE = re.compile(r"(?<![\w.,-])\d{11,}(?![\w.,-]\d)")
-# IBAN: country code, check digits, 11-30 alphanumerics, optionally grouped by 4.
-_IBAN_RE = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
+# IBAN: country code, check digits, 11-30 alphanumerics, optionally grouped by spaces or
+# dashes, in either case ("de89-3704-0044-0532-0130-00"); the mod-97 check decides.
+_IBAN_RE = re.compile(r"(?i)\b[A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]){11,30}\b")
 # Dates and years after a keyword ("order 2024-03-15", "booking 2025") are not identifiers.
 _NOT_AN_ID_RE = re.compile(r"^#?(?:(?:19|20)\d\d(?:-\d\d){0,2}|\d\d?-\d\d?-\d{2,4})$")
 
-# 13-19 digits, optionally grouped by spaces or dashes.
-_CARD_RE = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
-_CARD_GROUPED_RE = re.compile(r"^\d{4}([ -])\d{4}\1\d{4}\1\d{1,7}$")
+# 13-19 digits, optionally grouped by spaces, dashes or dots.
+_CARD_RE = re.compile(r"(?<![\d-])\d(?:[ .-]?\d){12,18}(?![\d-])")
+_CARD_GROUPED_RE = re.compile(r"^\d{4}([ .-])\d{4}\1\d{4}\1\d{1,7}$")
 
 # Regions tried for national-format phone numbers; the record's own locale region goes first.
 # Only numbers that libphonenumber calls VALID in one of them are masked, which keeps
 # dates, versions, IPs, postcodes and amounts intact.
-_PHONE_REGIONS = ("US", "GB", "FR", "DE", "ES", "IT", "BR", "PT", "MX", "CA", "NL", "IN", "AU")
+_PHONE_REGIONS = (
+    "US", "GB", "FR", "DE", "ES", "IT", "BR", "PT", "MX", "CA", "NL", "IN", "AU",
+    # and the national formats of the other large locales: East Asia, the Gulf, Russia, ...
+    "JP", "KR", "CN", "TW", "HK", "SA", "AE", "EG", "RU", "TR", "PL", "SE", "CH", "AT", "BE",
+    "IE", "NZ", "SG", "ZA", "AR", "CO", "CL", "ID", "PH", "TH", "VN", "NG", "PK", "IL",
+)  # fmt: skip
+# No phone number has fewer digits than this, so text with fewer skips the matcher.
+_MIN_PHONE_DIGITS = 7
 
 
 def _luhn_ok(digits: str) -> bool:
@@ -92,7 +113,7 @@ def _sub_order_ids(text: str, counts: Counter) -> str:
 
 def _iban_ok(raw: str) -> bool:
     """ISO 13616 mod-97 check, so that random capitals-and-digits are left alone."""
-    compact = raw.replace(" ", "")
+    compact = raw.replace(" ", "").replace("-", "").upper()
     moved = compact[4:] + compact[:4]
     return int("".join(str(int(ch, 36)) for ch in moved)) % 97 == 1
 
@@ -110,6 +131,8 @@ def _sub_ibans(text: str, counts: Counter) -> str:
 def _sub_phones(text: str, region: str | None, counts: Counter) -> str:
     import phonenumbers
 
+    if sum(ch.isdigit() for ch in text) < _MIN_PHONE_DIGITS:
+        return text
     regions = ([region] if region else []) + [r for r in _PHONE_REGIONS if r != region]
     spans: list[tuple[int, int]] = []
     for reg in regions:
@@ -150,8 +173,14 @@ def redact(text: str, region: str | None = None, counts: Counter | None = None) 
         counts[EMAIL] += 1
         return EMAIL
 
+    def ssn(m: re.Match) -> str:
+        counts[SSN] += 1
+        return SSN
+
     text = _EMAIL_RE.sub(email, text)
+    text = _SPELLED_EMAIL_RE.sub(email, text)
     text = _sub_ibans(text, counts)
+    text = _SSN_RE.sub(ssn, text)
     text = _sub_order_ids(text, counts)
     text = _sub_cards(text, counts)
     return _sub_phones(text, region, counts)

@@ -94,3 +94,43 @@ def test_redact_record_counts_and_keeps_meta():
     assert out["meta"] == record["meta"] and out["id"] == "x-1"
     assert counts == Counter({"<EMAIL>": 2, "<ORDER_ID>": 1, "<PHONE>": 1})
     assert record["input"]["intent"].startswith("refund order #99881")  # input not mutated
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "kind"),
+    [
+        ("write to josé.pérez@correo.es now", "write to <EMAIL> now", "<EMAIL>"),
+        ("用户@例子.中国 に送って", "<EMAIL> に送って", "<EMAIL>"),
+        ("mail jane dot doe at gmail dot com please", "mail <EMAIL> please", "<EMAIL>"),
+        ("jane(at)example(dot)org", "<EMAIL>", "<EMAIL>"),
+        ("iban de89 3704 0044 0532 0130 00", "iban <IBAN>", "<IBAN>"),
+        ("IBAN DE89-3704-0044-0532-0130-00", "IBAN <IBAN>", "<IBAN>"),
+        ("card 4111.1111.1111.1111", "card <CARD>", "<CARD>"),
+        ("ref ord-88412-kx", "ref <ORDER_ID>", "<ORDER_ID>"),
+        ("my ssn is 123-45-6789", "my ssn is <SSN>", "<SSN>"),
+        ("SSN 123 45 6789", "SSN <SSN>", "<SSN>"),
+        ("東京 03-1234-5678 に電話", "東京 <PHONE> に電話", "<PHONE>"),  # Japan
+        ("서울 02-312-3456", "서울 <PHONE>", "<PHONE>"),  # Korea
+        ("北京 010 6552 9988", "北京 <PHONE>", "<PHONE>"),  # China
+        ("الرياض 011 234 5678", "الرياض <PHONE>", "<PHONE>"),  # Saudi Arabia
+        ("Москва 8 (495) 123-45-67", "Москва <PHONE>", "<PHONE>"),  # Russia
+    ],
+)
+def test_formats_beyond_the_ascii_and_thirteen_region_basics(text, expected, kind):
+    counts: Counter = Counter()
+    assert redact(text, counts=counts) == expected
+    assert counts == Counter({kind: 1})
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "meet at the cafe dot then",  # "at" and "dot" in a sentence, no domain after
+        "version 1.2.3 on 2024-03-15 costs 12.50",
+        "macOS 10.15.7 at 192.168.1.1",
+        "area 000-12-3456 is never issued",
+        "room 12, floor 3",
+    ],
+)
+def test_look_alikes_are_left_alone(text):
+    assert redact(text) == text
