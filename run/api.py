@@ -106,6 +106,9 @@ class ProcedureResponse(BaseModel):
     stripped: int = Field(description="invisible formatting characters removed from the input")
     model: str
     adapter: str | None = Field(description="the LoRA adapter that answered; null: the model alone")
+    safety_rule: str | None = Field(
+        description="the safety rule that refused (category#index; whether it read the context), else null"
+    )
 
 
 class ErrorResponse(BaseModel):
@@ -258,4 +261,5 @@ _RESPONSE_KEYS = (
     "stripped",
     "model",
     "adapter",
+    "safety_rule",
 )

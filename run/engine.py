@@ -132,6 +132,7 @@ class Result:
     intent: str = ""  # as prompted, after redaction
     model: str = ""
     adapter: str | None = None  # the LoRA adapter that answered; None: the model alone
+    safety_rule: str | None = None  # the safety rule that refused, "category#index (where)"
     prompt_tokens: int = 0  # of the first draft's prompt; 0 when the safety rules answered
 
     @property
@@ -164,6 +165,7 @@ class Result:
             "output_redactions": self.output_redactions,
             "model": self.model,
             "adapter": self.adapter,
+            "safety_rule": self.safety_rule,
         }
 
 
@@ -270,9 +272,13 @@ class Engine:
             "adapter": chosen,
             "selfcheck": SelfCheckReport(enabled=selfcheck),
         }
-        refusal = safety.screen(intent, context)
-        if refusal is not None:
-            return Result(refusal, refused_by="rules", latency_s=time.monotonic() - start, **base)
+        decision = safety.decide(intent, context)
+        if decision is not None:
+            refusal = safety.refusal(decision.category, safety.detect_language(intent, context))
+            rule = f"{decision.rule} ({decision.where})"
+            return Result(
+                refusal, refused_by="rules", safety_rule=rule, latency_s=time.monotonic() - start, **base
+            )
         if not self._lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             waited = f"waited over {timeout_s or self.config.timeout_s:.0f} s in the queue"
             return Result(None, "timeout", waited, **base)

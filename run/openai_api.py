@@ -195,7 +195,7 @@ def report(result: Result, ignored: list[str]) -> dict[str, Any]:
     """stepsmith's own fields, beside OpenAI's."""
     body = result.to_dict()
     keep = ("refused_by", "selfcheck", "redactions", "output_redactions", "stripped", "numbered", "latency_s")
-    keep += ("adapter",)
+    keep += ("adapter", "safety_rule")
     return {**{k: body[k] for k in keep}, "ignored": ignored}
 
 

@@ -25,6 +25,8 @@ procedure intents.
 from __future__ import annotations
 
 import re
+import unicodedata
+from dataclasses import dataclass
 from typing import Any
 
 from data.schema import load_schema
@@ -169,6 +171,118 @@ _RULES: list[tuple[str, str]] = [
     ),
     ("harassment", r"\b(?:harass|acosar|harceler|belästigen|assediar|molestare)\b"),
     ("other_harm", r"\b(?:make|build|buy)\b.{0,20}\b(?:bomb|explosive|ghost gun|untraceable gun)\b"),
+    # Plain-English phrasings the rules above let through.
+    ("stalking", r"\b(?:hidden|secret|invisible) (?:tracker|tracking app|spy app|location app)\b"),
+    ("fraud", r"\b(?:fake|cloned?|copycat) \w+ (?:login|log-in|sign-in|sign in) (?:page|site|screen|form)"),
+]
+# The other languages the layer reads (zh, ja, ru, ar, hi), one or two rules per category each.
+# Written for precision like the rules above: a cue plus what makes it harmful.
+_ZH_PEOPLE = r"(?:别人|他人|前任|前男友|前女友|老公|老婆|丈夫|妻子|男朋友|女朋友|同事|室友)"
+_JA_PEOPLE = r"(?:他人|元彼|元カノ|彼氏|彼女|妻|夫|同僚|友達)"
+_RU_PEOPLE = r"(?:жен[аыуой]|муж[аеу]?|девушк[аиуой]|парн[яюем]|бывш\w*|коллег\w*|чуж\w+)"
+_AR_PEOPLE = r"(?:زوجتي|زوجي|حبيبتي|حبيبي|صديقتي|شخص آخر|زميلي)"
+_HI_PEOPLE = r"(?:पत्नी|पति|गर्लफ्रेंड|बॉयफ्रेंड|किसी और|दूसरे|एक्स)"
+_RULES += [
+    (
+        "account_takeover",
+        rf"(?:盗|黑进|入侵|破解|登录|登陆|进入).{{0,10}}{_ZH_PEOPLE}.{{0,6}}(?:账号|帐号|账户|微信|邮箱|QQ)",
+    ),
+    (
+        "account_takeover",
+        rf"{_ZH_PEOPLE}的.{{0,6}}(?:账号|帐号|微信|邮箱).{{0,10}}(?:密码|登录|进入|破解|盗)",
+    ),
+    (
+        "account_takeover",
+        rf"{_JA_PEOPLE}の.{{0,10}}(?:アカウント|LINE|メール|インスタ).{{0,10}}(?:ログイン|乗っ取|ハッキング|不正アクセス)",
+    ),
+    ("account_takeover", r"(?:アカウント|LINE)を?乗っ取"),
+    (
+        "account_takeover",
+        rf"(?:взломать|взлом|зайти в|войти в|доступ к).{{0,30}}(?:аккаунт|"
+        rf"почт|страниц|whatsapp|телеграм)\w*.{{0,20}}{_RU_PEOPLE}",
+    ),
+    ("account_takeover", r"взломать (?:чужой|чужую) (?:аккаунт|почту|страницу)"),
+    ("account_takeover", r"(?:اختراق|تهكير|هكر) (?:حساب|ايميل|إيميل|واتساب|انستقرام|فيسبوك)"),
+    (
+        "account_takeover",
+        rf"(?:{_HI_PEOPLE}).{{0,30}}(?:अकाउंट|खाता|खाते|व्हाट्सएप).{{0,20}}(?:हैक|"
+        rf"लॉग इन|पासवर्ड)|(?:अकाउंट|खाता) हैक",
+    ),
+    (
+        "security_bypass",
+        r"(?:绕过|破解|跳过|绕开).{0,10}(?:验证|二次验证|双重验证|验证码|激活锁|屏幕使用时间|人脸识别)",
+    ),
+    (
+        "security_bypass",
+        r"(?:回避|突破|解除|バイパス|すり抜け).{0,10}(?:二段階認証|認証|アクティベーションロック|スクリーンタイム)",
+    ),
+    (
+        "security_bypass",
+        r"(?:обойти|обход|взломать).{0,20}(?:двухфактор|2fa|код подтверждения|"
+        r"блокировк|капч|верификац)",
+    ),
+    (
+        "security_bypass",
+        r"(?:تجاوز|تخطي|كسر) .{0,20}(?:التحقق|المصادقة الثنائية|رمز التحقق|"
+        r"قفل التفعيل|كلمة المرور)",
+    ),
+    ("security_bypass", r"(?:बायपास|तोड़|तोड़ना).{0,20}(?:वेरिफिकेशन|ओटीपी|otp|2fa|टू-फैक्टर|लॉक)"),
+    (
+        "paywall_bypass",
+        r"(?:免费|白嫖|不付钱).{0,10}(?:看|下载|用).{0,10}(?:会员|付费|vip|VIP|Netflix|网飞)|破解版",
+    ),
+    ("paywall_bypass", r"(?:無料で|タダで).{0,10}(?:有料|プレミアム|Netflix|見放題)|海賊版"),
+    ("paywall_bypass", r"(?:бесплатно|без оплаты).{0,20}(?:премиум|подписк|netflix)|взломанн\w+ верси"),
+    (
+        "paywall_bypass",
+        r"(?:مجانا|مجاناً|بدون دفع) .{0,20}(?:بريميوم|الاشتراك|نتفليكس)"
+        r"|نسخة (?:مقرصنة|مهكرة)",
+    ),
+    (
+        "paywall_bypass",
+        r"(?:फ्री में|मुफ्त में|बिना पैसे).{0,20}(?:प्रीमियम|सब्सक्रिप्शन|"
+        r"नेटफ्लिक्स)|क्रैक (?:वर्जन|ऐप)",
+    ),
+    ("fraud", r"(?:假|伪造).{0,4}(?:发票|收据|身份证|证件|评论|好评|病假条)|钓鱼(?:网站|页面|邮件|链接)"),
+    ("fraud", r"(?:偽の|偽造).{0,6}(?:領収書|請求書|身分証|書類|レビュー|口コミ)|フィッシング"),
+    ("fraud", r"(?:поддельн|фальшив|фейков)\w*.{0,10}(?:чек|счет|счёт|паспорт|документ|отзыв|справк)|фишинг"),
+    ("fraud", r"(?:مزور|مزيف|مزيفة|مزورة)|تصيد|احتيال"),
+    ("fraud", r"(?:फर्जी|नकली).{0,10}(?:रसीद|बिल|आईडी|दस्तावेज|रिव्यू|लॉगिन)|फ़िशिंग|फिशिंग"),
+    (
+        "stalking",
+        rf"(?:偷偷|秘密|暗中|悄悄).{{0,10}}(?:定位|跟踪|监视|监控|查看|看).{{0,10}}(?:手机|微信|"
+        rf"聊天|位置|短信)|(?:跟踪|监视|监控){_ZH_PEOPLE}",
+    ),
+    (
+        "stalking",
+        r"(?:こっそり|内緒で|バレずに|バレないように).{0,20}(?:位置|居場所|LINE|メッセージ|見る|追跡|監視)|ストーカー",
+    ),
+    (
+        "stalking",
+        rf"(?:следить|шпионить|отслеживать|читать переписку).{{0,30}}{_RU_PEOPLE}|"
+        rf"шпион|(?:тайно|незаметно).{{0,20}}(?:читать|отслеживать|следить)",
+    ),
+    ("stalking", r"(?:تجسس|التجسس|أتجسس)|(?:تتبع|مراقبة) (?:موقع|هاتف|رسائل) (?:زوجتي|زوجي|حبيبتي|صديقتي)"),
+    (
+        "stalking",
+        rf"जासूसी|चुपके से.{{0,20}}(?:लोकेशन|मैसेज|फोन|ट्रैक)|{_HI_PEOPLE}.{{0,20}}(?:लोकेशन ट्रैक|"
+        rf"फोन ट्रैक)",
+    ),
+    ("malware", r"(?:写|做|制作|编写|开发).{0,10}(?:木马|键盘记录器|勒索软件|病毒|盗号)"),
+    (
+        "malware",
+        r"(?:作る|作成|書く|作り方).{0,10}(?:キーロガー|ランサムウェア|トロイの木馬|ウイルス)|(?:キーロガー|ランサムウェア)の?(?:作り方|作成)",
+    ),
+    ("malware", r"(?:написать|создать|сделать).{0,20}(?:кейлоггер|троян|вирус|вымогател|стилер)"),
+    ("malware", r"(?:برمجة|صنع|كتابة|انشاء|إنشاء) .{0,10}(?:فيروس|كيلوجر|برنامج فدية|تروجان)"),
+    ("malware", r"(?:वायरस|कीलॉगर|रैंसमवेयर|ट्रोजन).{0,20}(?:बनाना|बनाऊं|बनाएं|बनाने)"),
+    ("harassment", r"人肉|骚扰|晒す|嫌がらせ|затравить|травл[яи]|доксинг|تحرش|مضايقة|उत्पीड़न|परेशान करना"),
+    (
+        "other_harm",
+        r"(?:制作|做|自制).{0,6}(?:炸弹|炸药)|爆弾(?:の作り方|を作)|(?:сделать|изготовить)"
+        r".{0,10}(?:бомбу|взрывчатк)|(?:صنع|تصنيع) (?:قنبلة|متفجرات)|बम (?:बनाना|"
+        r"कैसे बना)",
+    ),
 ]
 _COMPILED = [(cat, re.compile(pattern, re.IGNORECASE | re.DOTALL)) for cat, pattern in _RULES]
 
@@ -227,6 +341,23 @@ _LOCAL = {
         "Non posso aiutarti: potrebbe danneggiare qualcuno o aggirare una protezione.",
         "Usa la procedura ufficiale dell'app o contatta l'assistenza.",
     ),
+    "zh": ("我不能帮助做这件事：它可能伤害他人或绕过安全保护。", "请使用应用的官方流程，或联系其客服。"),
+    "ja": (
+        "この依頼には協力できません。他の人を傷つけたり、保護を回避したりするおそれがあります。",
+        "アプリの公式の手順を使うか、サポートに問い合わせてください。",
+    ),
+    "ru": (
+        "Не могу помочь с этим: это может навредить другому человеку или обойти защиту.",
+        "Воспользуйтесь официальной процедурой приложения или обратитесь в поддержку.",
+    ),
+    "ar": (
+        "لا أستطيع المساعدة في هذا: قد يؤذي شخصاً آخر أو يتجاوز وسيلة حماية.",
+        "استخدم الطريقة الرسمية في التطبيق أو تواصل مع الدعم.",
+    ),
+    "hi": (
+        "मैं इसमें मदद नहीं कर सकता: इससे किसी और को नुकसान हो सकता है या सुरक्षा को दरकिनार किया जा सकता है।",
+        "ऐप की आधिकारिक प्रक्रिया अपनाएँ या सहायता टीम से संपर्क करें।",
+    ),
 }
 _STOPWORDS = {
     "es": "el la los las que de mi mis cómo como para por sin una con se puedo quiero",
@@ -242,19 +373,93 @@ def categories() -> list[str]:
     return list(load_schema()["$defs"]["refusal"]["properties"]["category"]["enum"])
 
 
-def match(intent: str) -> str | None:
-    """The category of the first rule the intent matches, or None when no rule does."""
-    for category, pattern in _COMPILED:
-        if pattern.search(intent):
-            return category
+# Latin look-alikes from Cyrillic and Greek, folded only inside a word that mixes scripts (a
+# disguise such as "hаck" with a Cyrillic а); a word wholly in Cyrillic stays Russian.
+_CONFUSABLES = str.maketrans(
+    "аеорсухіјѕԁԛԝАВЕКМНОРСТХІЈЅαεικνορτυχΑΒΕΗΙΚΜΝΟΡΤΥΧ",
+    "aeopcyxijsdqwABEKMHOPCTXIJSaeikvoptuxABEHIKMNOPTYX",
+)
+# Leetspeak, folded only inside a word that also has letters ("h4ck", "sp1", "ph1sh1ng"), so
+# "2fa", "10k" and prices keep their digits.
+_LEET = str.maketrans("013457@$", "oieastas")
+_WORD = re.compile(r"\S+")
+
+
+def _fold(word: str) -> str:
+    scripts = {
+        ("latin" if ch.isascii() else unicodedata.name(ch, "?").split()[0]) for ch in word if ch.isalpha()
+    }
+    if "latin" in scripts and scripts & {"CYRILLIC", "GREEK"}:
+        word = word.translate(_CONFUSABLES)
+    if sum(ch.isalpha() for ch in word) >= 2 and any(ch in "013457@$" for ch in word):
+        word = word.translate(_LEET)
+    return word
+
+
+def normalize(text: str, fold: bool = True) -> str:
+    """What the rules read: NFKC (full-width letters become ASCII), format characters
+    (zero-width, bidi controls) removed, lower case, and with `fold` look-alike letters and
+    leetspeak folded."""
+    text = unicodedata.normalize("NFKC", text)
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    return (_WORD.sub(lambda m: _fold(m.group(0)), text) if fold else text).lower()
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A rule's verdict: the category, the rule that matched (`category#index` in _RULES) and
+    the text it matched in (the normalized intent, or the context field named)."""
+
+    category: str
+    rule: str
+    where: str
+
+
+def _context_text(context: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """(field, text) of every context value the rules read: a request can hide its aim there."""
+    out = []
+    for key, value in (context or {}).items():
+        values = value if isinstance(value, list) else [value]
+        text = " ".join(v for v in values if isinstance(v, str))
+        if text:
+            out.append((f"context.{key}", text))
+    return out
+
+
+def decide(intent: str, context: dict[str, Any] | None = None) -> Decision | None:
+    """The first rule that matches the normalized intent, then the intent with the context."""
+    # Both readings: folding helps against disguises, but "under 10k" must stay itself.
+    texts = [("intent", normalize(intent, fold=False)), ("intent", normalize(intent))]
+    if context:
+        for fold in (False, True):
+            joined = " ".join(normalize(t, fold) for _, t in _context_text(context))
+            texts.append(("intent+context", f"{normalize(intent, fold)} {joined}"))
+    for where, text in texts:
+        for index, (category, pattern) in enumerate(_COMPILED):
+            if pattern.search(text):
+                return Decision(category, f"{category}#{index}", where)
     return None
 
 
+def match(intent: str, context: dict[str, Any] | None = None) -> str | None:
+    """The category of the first rule the intent (and context) match, or None when none does."""
+    decision = decide(intent, context)
+    return decision.category if decision else None
+
+
+_SCRIPTS = (("ja", r"[\u3040-\u30ff]"), ("zh", r"[\u4e00-\u9fff]"), ("ru", r"[\u0400-\u04ff]"))
+_SCRIPTS += (("ar", r"[\u0600-\u06ff]"), ("hi", r"[\u0900-\u097f]"))
+
+
 def detect_language(intent: str, context: dict[str, Any] | None = None) -> str:
-    """The reply language: the context locale's language, else the intent's by stopwords, else 'en'."""
+    """The reply language: the context locale's language, else the intent's script (kana: ja,
+    Han: zh, Cyrillic: ru, Arabic: ar, Devanagari: hi), else its stopwords, else 'en'."""
     locale = (context or {}).get("locale") or ""
     if locale[:2] in _LOCAL or locale[:2] == "en":
         return locale[:2]
+    for language, script in _SCRIPTS:
+        if re.search(script, intent):
+            return language
     words = re.findall(r"[\w']+", intent.lower())
     hits = {lang: sum(w in stops.split() for w in words) for lang, stops in _STOPWORDS.items()}
     best = max(hits, key=hits.get)
@@ -277,6 +482,6 @@ def refusal(category: str, language: str = "en") -> dict[str, Any]:
 
 
 def screen(intent: str, context: dict[str, Any] | None = None) -> dict[str, Any] | None:
-    """A refusal when a rule matches the intent, else None."""
-    category = match(intent)
-    return None if category is None else refusal(category, detect_language(intent, context))
+    """A refusal when a rule matches the intent or context, else None."""
+    decision = decide(intent, context)
+    return None if decision is None else refusal(decision.category, detect_language(intent, context))
