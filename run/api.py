@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, create_model
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from data.schema import load_schema
 from run.boundary import InputError
@@ -119,7 +120,14 @@ class ErrorResponse(BaseModel):
 
 
 def _where(loc: tuple) -> str:
-    return ".".join(str(p) for p in loc if p != "body") or "body"
+    # A key the client made up ("Extra inputs are not permitted") is shown cut and escaped, so a
+    # 422 never echoes more than a few characters of raw input.
+    return ".".join(_short(str(p)) for p in loc if p != "body") or "body"
+
+
+def _short(part: str, limit: int = 32) -> str:
+    part = part if len(part) <= limit else part[: limit - 3] + "..."
+    return part.encode("ascii", "backslashreplace").decode("ascii")
 
 
 def _message(error: dict[str, Any]) -> str:
@@ -131,7 +139,7 @@ def _message(error: dict[str, Any]) -> str:
 def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
     lines = [f"{_where(e['loc'])}: {_message(e)}" for e in errors]
-    detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
+    detail = [{"loc": [_short(str(p)) for p in e["loc"]], "msg": e["msg"], "type": e["type"]} for e in errors]
     content = {"message": "; ".join(lines), "detail": detail}
     if request.url.path.startswith(OPENAI_PATHS):  # OpenAI's clients read an `error` object
         param = _where(errors[0]["loc"]) if errors else None
@@ -139,14 +147,31 @@ def _validation_error(request: Request, exc: RequestValidationError) -> JSONResp
     return JSONResponse(status_code=422, content=content)
 
 
+def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Every HTTP error as JSON with a `message`. A body FastAPI cannot parse (invalid UTF-8,
+    JSON nested past the recursion limit, an integer of thousands of digits) is a 422 like any
+    other malformed body, and its text is never echoed."""
+    if exc.status_code == 400 and request.method == "POST":
+        message = "body: not a JSON document this API can read (check its encoding, nesting and numbers)"
+        content = {"message": message, "detail": [{"loc": ["body"], "msg": message, "type": "json_invalid"}]}
+        if request.url.path.startswith(OPENAI_PATHS):
+            content |= {"error": error_body(message, "body")["error"]}
+        return JSONResponse(status_code=422, content=content)
+    message = {404: "no such route; see /docs", 405: "method not allowed on this route"}.get(
+        exc.status_code, str(exc.detail)
+    )
+    return JSONResponse(status_code=exc.status_code, content={"message": message}, headers=exc.headers)
+
+
 class BodyLimit:
-    """ASGI middleware: a 422 for API request bodies over `limit` bytes, declared or streamed."""
+    """ASGI middleware: a 422 for request bodies over `limit` bytes, declared or streamed, on
+    every route (the Gradio demo's included)."""
 
     def __init__(self, app: Any, limit: int):
         self.app, self.limit = app, limit
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             return await self.app(scope, receive, send)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
@@ -176,7 +201,7 @@ class BodyLimit:
         await JSONResponse(status_code=422, content={"message": msg, "detail": detail})(scope, receive, send)
 
 
-_ERRORS = {"timeout": 504, "budget": 422, "invalid": 502}
+_ERRORS = {"timeout": 504, "budget": 422, "invalid": 502, "busy": 503}
 
 
 def create_app(
@@ -198,10 +223,13 @@ def create_app(
         version="0.1.0",
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(BodyLimit, limit=max_body_bytes)
 
+    # async: it runs on the event loop, not in the worker threads that wait for the model, so it
+    # answers at once however many requests are in line.
     @app.get("/healthz", summary="Liveness, and which model is loaded")
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         return {"status": "ok", "model": engine.model_path.name, "constraint": engine.constraint.name}
 
     @app.post(
@@ -231,7 +259,8 @@ def create_app(
             return JSONResponse(status_code=500, content={"message": "internal error; see the server log"})
         if not result.ok:
             content = {"message": f"{result.status}: {result.error}"}
-            return JSONResponse(status_code=_ERRORS.get(result.status, 500), content=content)
+            headers = {"Retry-After": str(result.retry_after_s)} if result.retry_after_s else None
+            return JSONResponse(status_code=_ERRORS.get(result.status, 500), content=content, headers=headers)
         body = result.to_dict()
         return ProcedureResponse(json_text=result.json, **{k: body[k] for k in _RESPONSE_KEYS})
 

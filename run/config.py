@@ -60,6 +60,11 @@ class EngineConfig:
         "several; a request picks one by name, else by its context's domain, else --default-adapter",
     )
     default_adapter: str = option("", "adapter for requests that pick none; empty: the model alone")
+    # 16: with answers of a few seconds each on 2 cores, a 17th request would wait about a minute;
+    # it gets a 503 with Retry-After at once instead of holding a worker thread.
+    max_queue: int = option(
+        16, "requests that may wait for the model; more are turned away (503); 0: no bound"
+    )
     # 120 s: answers of dataset length (under 400 tokens) with their revisions finish well inside
     # it on a 2-core CPU, while a runaway draft or a long queue gives a clear 504 instead of a hang.
     timeout_s: float = option(120.0, "per-request limit in seconds, queueing included")
@@ -71,8 +76,8 @@ class EngineConfig:
             raise ConfigError("--selfcheck-rounds must be >= 0, --max-steps >= 1 and --timeout-s > 0")
         if self.constraint not in ("llguidance", "gbnf"):
             raise ConfigError(f"--constraint {self.constraint}: use llguidance or gbnf")
-        if self.repetition_retries < 0:
-            raise ConfigError("--repetition-retries must be >= 0")
+        if self.repetition_retries < 0 or self.max_queue < 0:
+            raise ConfigError("--repetition-retries and --max-queue must be >= 0")
 
 
 def engine_config(config: Any) -> EngineConfig:

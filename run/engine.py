@@ -18,7 +18,6 @@ markers become special tokens, never text the user typed.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -45,8 +44,9 @@ from run.constraint import (
     tighter,
 )
 from run.decoder import Decoder, Sampling
+from run.queue import FifoLock, QueueFullError
 
-Status = Literal["ok", "invalid", "timeout", "budget"]
+Status = Literal["ok", "invalid", "timeout", "budget", "busy"]
 Stream = Callable[[int, str], None]
 # Tokens kept free between prompt and context end. Both paths now decode from the same prompt
 # tokens (Decoder.prompt), so this is slack, kept at the 8 that the budgets were measured with.
@@ -133,6 +133,7 @@ class Result:
     model: str = ""
     adapter: str | None = None  # the LoRA adapter that answered; None: the model alone
     safety_rule: str | None = None  # the safety rule that refused, "category#index (where)"
+    retry_after_s: int | None = None  # with status "busy": when the line should have room again
     prompt_tokens: int = 0  # of the first draft's prompt; 0 when the safety rules answered
 
     @property
@@ -224,7 +225,13 @@ class Engine:
             eos_token=self.llama._model.token_get_text(eos) if eos != -1 else "",
             bos_token=self.llama._model.token_get_text(bos) if bos != -1 else "",
         )
-        self._lock = threading.Lock()  # the llama.cpp context is not thread-safe
+        # The llama.cpp context is not thread-safe: one request at a time, in arrival order.
+        self._lock = FifoLock(self.config.max_queue)
+        self._latency = 0.0  # moving average of a request's seconds with the model, for Retry-After
+
+    def retry_after(self, waiting: int) -> int:
+        """Seconds until the requests ahead are likely served (at least 1)."""
+        return max(1, round((waiting + 1) * (self._latency or self.config.timeout_s / 4)))
 
     def close(self) -> None:
         """Free the model."""
@@ -279,9 +286,16 @@ class Engine:
             return Result(
                 refusal, refused_by="rules", safety_rule=rule, latency_s=time.monotonic() - start, **base
             )
-        if not self._lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+        try:
+            acquired = self._lock.acquire(timeout=max(0.0, deadline - time.monotonic()))
+        except QueueFullError as e:
+            return Result(
+                None, "busy", f"{e}; retry later", retry_after_s=self.retry_after(e.waiting), **base
+            )
+        if not acquired:
             waited = f"waited over {timeout_s or self.config.timeout_s:.0f} s in the queue"
             return Result(None, "timeout", waited, **base)
+        held_from = time.monotonic()
         try:
             self.adapters.activate(chosen)
             heat = self.config.temperature if temperature is None else temperature
@@ -289,6 +303,8 @@ class Engine:
             result = self._rounds(intent, context, grammar, (selfcheck, revise), stream, limits, base)
         finally:
             self._lock.release()
+            spent = time.monotonic() - held_from
+            self._latency = spent if not self._latency else 0.8 * self._latency + 0.2 * spent
         held = result.output
         result.output, result.output_redactions = mask_output(held, region)
         if held is not None and result.output is None:

@@ -42,7 +42,7 @@ from data.schema import definition, load_schema
 from run.boundary import InputError
 from run.engine import Engine, Result
 
-_STATUS = {"timeout": 504, "budget": 422, "invalid": 502}
+_STATUS = {"timeout": 504, "budget": 422, "invalid": 502, "busy": 503}
 
 
 class TextPart(BaseModel):
@@ -326,7 +326,10 @@ def add_routes(app: FastAPI, engine: Engine, *, max_tokens: int | None, timeout_
             return error_response(422, str(e), "messages")
         if not result.ok:
             status = _STATUS.get(result.status, 500)
-            return error_response(status, f"{result.status}: {result.error}", None, result.status)
+            response = error_response(status, f"{result.status}: {result.error}", None, result.status)
+            if result.retry_after_s:
+                response.headers["Retry-After"] = str(result.retry_after_s)
+            return response
         return completion(result, model_id(engine), ignored)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.client import HTTPConnection
 
 import pytest
@@ -157,3 +158,58 @@ def test_concurrent_http_requests_are_all_answered(app):
             c.join()
     # Four valid requests answered, the empty intents rejected; none lost, none crashed the server.
     assert sorted(statuses) == [200, 200, 200, 200, 422, 422]  # every valid answer checked against the schema
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"intent": "\xff\xfe SECRET-MARKER"}',  # invalid UTF-8
+        b'{"intent": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # nested past the recursion limit
+        b'{"intent": "SECRET-MARKER", "n": ' + b"9" * 5000 + b"}",  # an integer of 5,000 digits
+        b"SECRET-MARKER not json",
+        b'["SECRET-MARKER"]',
+    ],
+)
+def test_malformed_bodies_get_a_422_that_echoes_nothing(client, body):
+    response = client.post("/v1/procedures", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert response.json()["message"] and "SECRET-MARKER" not in response.text
+
+
+def test_a_made_up_key_is_named_but_cut(client):
+    key = "k" * 200
+    response = client.post("/v1/procedures", json={"intent": "hi", key: 1})
+    assert response.status_code == 422
+    assert len(response.text) < 600 and "k" * 40 not in response.text
+
+
+def test_every_route_has_the_body_limit_and_json_errors(client):
+    response = client.post("/gradio_api/queue/join", content=b"x" * (70 * 1024))
+    assert response.status_code == 422 and "over the 65536-byte limit" in response.json()["message"]
+    missing = client.get("/no/such/route")
+    assert missing.status_code == 404 and missing.json() == {"message": "no such route; see /docs"}
+
+
+def test_a_full_line_gets_a_503_with_retry_after_and_healthz_still_answers(engine, client):
+    from run.queue import FifoLock
+
+    kept = engine._lock
+    engine._lock = FifoLock(max_waiting=1)
+    try:
+        with engine._lock:  # the model is busy
+            waiter = threading.Thread(
+                target=lambda: client.post("/v1/procedures", json={"intent": "mute a chat"})
+            )
+            waiter.start()
+            while engine._lock.waiting < 1:
+                time.sleep(0.01)
+            turned_away = client.post("/v1/procedures", json={"intent": "mute a chat"})
+            started = time.monotonic()
+            health = client.get("/healthz")
+            assert time.monotonic() - started < 1 and health.status_code == 200
+        waiter.join(300)
+    finally:
+        engine._lock = kept
+    assert turned_away.status_code == 503
+    assert int(turned_away.headers["retry-after"]) >= 1
+    assert turned_away.json()["message"].startswith("busy: 1 requests are already waiting")
