@@ -120,6 +120,11 @@ serve *args: setup
 eval *args: setup
     {{py}} -m eval {{args}}
 
+# Training runs side by side on the validation split, or one run's learning curve; docs/benchmarks.md.
+# e.g. just bench-sweep --runs sweep-a,sweep-b   or   just bench-sweep --curve smollm2-135m-cpu
+bench-sweep *args: setup
+    {{py}} -m eval.sweep {{args}}
+
 # Every benchmark in turn (trainer, export, serving, eval table); each writes its figures to docs/benchmarks.md.
 bench: bench-train bench-export bench-serve bench-eval
 
