@@ -125,6 +125,10 @@ eval *args: setup
 bench-sweep *args: setup
     {{py}} -m eval.sweep {{args}}
 
+# Forgetting: do the base and the default run still answer plain questions? docs/benchmarks.md.
+bench-forgetting *args: setup
+    {{py}} -m eval.forgetting {{args}}
+
 # Every benchmark in turn (trainer, export, serving, eval table); each writes its figures to docs/benchmarks.md.
 bench: bench-train bench-export bench-serve bench-eval
 
