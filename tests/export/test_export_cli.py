@@ -104,7 +104,8 @@ def _sdist(path: Path, version: str) -> Path:
         "vendor/llama.cpp/conversion/llama.py": b"# model classes\n",
         "vendor/llama.cpp/gguf-py/gguf/__init__.py": b"# gguf\n",
         "vendor/llama.cpp/src/llama.cpp": b"// not needed\n",
-        "vendor/llama.cpp/convert_lora_to_gguf.py": b"# not needed\n",
+        "vendor/llama.cpp/convert_lora_to_gguf.py": b"# the adapter converter\n",
+        "vendor/llama.cpp/tools/server/server.cpp": b"// not needed\n",
         "llama_cpp/llama.py": b"# not needed\n",
         ".git/modules/vendor/llama.cpp/HEAD": b"0123abcd\n",
     }
@@ -116,12 +117,18 @@ def _sdist(path: Path, version: str) -> Path:
     return path
 
 
-def test_extract_keeps_only_the_converter(tmp_path):
+def test_extract_keeps_only_the_converters(tmp_path):
     sdist = _sdist(tmp_path / "llama_cpp_python-9.9.9.tar.gz", "9.9.9")
     target = tmp_path / "cache" / "llama.cpp-convert-9.9.9"
     source = extract(sdist, target)
     kept = sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file())
-    assert kept == [SOURCE_FILE, "conversion/llama.py", "convert_hf_to_gguf.py", "gguf-py/gguf/__init__.py"]
+    assert kept == [
+        SOURCE_FILE,
+        "conversion/llama.py",
+        "convert_hf_to_gguf.py",
+        "convert_lora_to_gguf.py",
+        "gguf-py/gguf/__init__.py",
+    ]
     assert source["llama_cpp_commit"] == "0123abcd"
     # an sdist passed as --converter-dir lands in the same versioned cache folder
     folder, info = converter(str(sdist), tmp_path / "cache2")
