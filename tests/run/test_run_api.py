@@ -183,11 +183,20 @@ def test_a_made_up_key_is_named_but_cut(client):
     assert len(response.text) < 600 and "k" * 40 not in response.text
 
 
-def test_every_route_has_the_body_limit_and_json_errors(client):
+def test_every_route_has_the_body_limit_and_json_errors(engine, client):
     response = client.post("/gradio_api/queue/join", content=b"x" * (70 * 1024))
     assert response.status_code == 422 and "over the 65536-byte limit" in response.json()["message"]
+    # Unknown paths fall through to the Gradio app mounted at /, which answers JSON too.
     missing = client.get("/no/such/route")
-    assert missing.status_code == 404 and missing.json() == {"message": "no such route; see /docs"}
+    assert missing.status_code == 404 and missing.headers["content-type"] == "application/json"
+    from fastapi.testclient import TestClient
+
+    from run.api import create_app
+
+    with TestClient(create_app(engine, ui=False)) as api_only:
+        assert api_only.get("/no/such/route").json() == {"message": "no such route; see /docs"}
+        wrong = api_only.get("/v1/procedures")
+        assert wrong.status_code == 405 and wrong.json() == {"message": "method not allowed on this route"}
 
 
 def test_a_full_line_gets_a_503_with_retry_after_and_healthz_still_answers(engine, client):
