@@ -32,9 +32,15 @@ _LOOPS = ((1, 3), (2, 3)) + tuple((n, 2) for n in range(3, 11))
 _DOUBLED = re.compile(r"\b(\w{5,})\s+(\1)\b", re.IGNORECASE)
 
 
+# A leading enumerator ("1. ", "2) ", "- ", "• "): items that differ only by it are copies, as
+# in "1. PayPal refunds your money." followed by "2. PayPal refunds your money.".
+_ENUMERATOR = re.compile(r"^\s*(?:(?:\d{1,3}|[a-z])[.):]|[-*\u2022])\s+")
+
+
 def normalize(text: str) -> str:
-    """Case, punctuation and whitespace folded away: NFKC, casefold, non-word runs to one space."""
-    text = unicodedata.normalize("NFKC", text).casefold()
+    """Case, punctuation and whitespace folded away: NFKC, casefold, a leading enumerator
+    dropped, non-word runs to one space."""
+    text = _ENUMERATOR.sub("", unicodedata.normalize("NFKC", text).casefold())
     return " ".join(re.sub(r"[^\w\s]", " ", text).split())
 
 

@@ -33,6 +33,10 @@ def _gold_items() -> list[list[str]]:
             0,
         ),
         ("Open Settings.", [], None),
+        # An enumerator the model wrote into the item does not make it new.
+        ("2. PayPal refunds your money.", ["1. PayPal refunds your money."], 0),
+        ("- Tap Save.", ["Tap save"], 0),
+        ("2. Tap Share.", ["1. Tap Save."], None),
     ],
 )
 def test_copied_items(item, earlier, found):
