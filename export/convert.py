@@ -156,12 +156,24 @@ def stream(cmd: list[str], env: dict[str, str], log_path: Path, show: Any) -> tu
     return code, list(tail)
 
 
-def convert(merged: Path, out: Path, conv_dir: Path, log_path: Path) -> dict[str, Any]:
-    """merged/ -> F16 GGUF with the converter as a subprocess, its gguf-py first on PYTHONPATH."""
+def _run_script(
+    script: str, args: list[str], source: Path, out: Path, conv_dir: Path, log_path: Path
+) -> dict:
+    """One of llama.cpp's converters as a subprocess, its gguf-py first on PYTHONPATH, writing
+    `out` (via a .partial file); raises ExportError with the telling line of its log."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(conv_dir / "gguf-py"), env.get("PYTHONPATH")) if p)
     partial = out.with_name(out.name + ".partial")
-    cmd = [sys.executable, str(conv_dir / SCRIPT), str(merged), "--outfile", str(partial), "--outtype", "f16"]
+    cmd = [
+        sys.executable,
+        str(conv_dir / script),
+        str(source),
+        *args,
+        "--outfile",
+        str(partial),
+        "--outtype",
+        "f16",
+    ]
     start = time.perf_counter()
     # Only the converter's own write bar reaches the terminal; its per-tensor log goes to the file.
     code, tail = stream(cmd, env, log_path, show=lambda line: line.startswith("Writing"))
@@ -169,12 +181,17 @@ def convert(merged: Path, out: Path, conv_dir: Path, log_path: Path) -> dict[str
         partial.unlink(missing_ok=True)
         errors = [line for line in tail if "error" in line.lower()] or tail[-1:]
         raise ExportError(
-            f"{SCRIPT} failed (exit {code}) on {merged}: {errors[-1].strip() if errors else 'no output'}; "
+            f"{script} failed (exit {code}) on {source}: {errors[-1].strip() if errors else 'no output'}; "
             f"full log in {log_path}"
         )
     sys.stderr.write("\n")
     partial.replace(out)
     return {"path": str(out), "bytes": out.stat().st_size, "seconds": round(time.perf_counter() - start, 1)}
+
+
+def convert(merged: Path, out: Path, conv_dir: Path, log_path: Path) -> dict[str, Any]:
+    """merged/ -> F16 GGUF with convert_hf_to_gguf.py."""
+    return _run_script(SCRIPT, [], merged, out, conv_dir, log_path)
 
 
 def convert_lora(adapter: Path, base: Path, out: Path, conv_dir: Path, log_path: Path) -> dict[str, Any]:
@@ -188,20 +205,4 @@ def convert_lora(adapter: Path, base: Path, out: Path, conv_dir: Path, log_path:
             f"{conv_dir}: no {LORA_SCRIPT}; pass the llama-cpp-python sdist (.tar.gz) as --converter-dir, "
             "or its vendor/llama.cpp folder"
         )
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(conv_dir / "gguf-py"), env.get("PYTHONPATH")) if p)
-    partial = out.with_name(out.name + ".partial")
-    cmd = [sys.executable, str(conv_dir / LORA_SCRIPT), str(adapter), "--base", str(base)]
-    cmd += ["--outfile", str(partial), "--outtype", "f16"]
-    start = time.perf_counter()
-    code, tail = stream(cmd, env, log_path, show=lambda line: line.startswith("Writing"))
-    if code != 0 or not partial.is_file():
-        partial.unlink(missing_ok=True)
-        errors = [line for line in tail if "error" in line.lower()] or tail[-1:]
-        raise ExportError(
-            f"{LORA_SCRIPT} failed (exit {code}) on {adapter}: "
-            f"{errors[-1].strip() if errors else 'no output'}; full log in {log_path}"
-        )
-    sys.stderr.write("\n")
-    partial.replace(out)
-    return {"path": str(out), "bytes": out.stat().st_size, "seconds": round(time.perf_counter() - start, 1)}
+    return _run_script(LORA_SCRIPT, ["--base", str(base)], adapter, out, conv_dir, log_path)
