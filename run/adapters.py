@@ -110,10 +110,10 @@ class Adapters:
                 known = ", ".join(self.loaded) or "none are loaded"
                 raise AdapterError(f"adapter: {requested!r} is not loaded; loaded: {known}")
             return requested
+        if not self.loaded:  # nothing to choose from: no need to read the app's domain
+            return None
         domain = domain_of(context)
-        if domain in self.loaded:
-            return domain
-        return self.default
+        return domain if domain in self.loaded else self.default
 
     def activate(self, name: str | None) -> bool:
         """Make `name` (None: no adapter) the active one; True when that changed the weights."""

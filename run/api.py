@@ -140,10 +140,15 @@ def _validation_error(request: Request, exc: RequestValidationError) -> JSONResp
     errors = exc.errors()
     lines = [f"{_where(e['loc'])}: {_message(e)}" for e in errors]
     detail = [{"loc": [_short(str(p)) for p in e["loc"]], "msg": e["msg"], "type": e["type"]} for e in errors]
-    content = {"message": "; ".join(lines), "detail": detail}
-    if request.url.path.startswith(OPENAI_PATHS):  # OpenAI's clients read an `error` object
-        param = _where(errors[0]["loc"]) if errors else None
-        content |= {"error": error_body(content["message"], param)["error"]}
+    return _unprocessable(request, "; ".join(lines), detail, _where(errors[0]["loc"]) if errors else None)
+
+
+def _unprocessable(request: Request, message: str, detail: list[dict], param: str | None) -> JSONResponse:
+    """A 422 with the project's `message` and `detail`, plus the `error` object OpenAI's clients
+    read on the OpenAI routes."""
+    content: dict[str, Any] = {"message": message, "detail": detail}
+    if request.url.path.startswith(OPENAI_PATHS):
+        content["error"] = error_body(message, param)["error"]
     return JSONResponse(status_code=422, content=content)
 
 
@@ -153,10 +158,9 @@ def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     other malformed body, and its text is never echoed."""
     if exc.status_code == 400 and request.method == "POST":
         message = "body: not a JSON document this API can read (check its encoding, nesting and numbers)"
-        content = {"message": message, "detail": [{"loc": ["body"], "msg": message, "type": "json_invalid"}]}
-        if request.url.path.startswith(OPENAI_PATHS):
-            content |= {"error": error_body(message, "body")["error"]}
-        return JSONResponse(status_code=422, content=content)
+        return _unprocessable(
+            request, message, [{"loc": ["body"], "msg": message, "type": "json_invalid"}], "body"
+        )
     message = {404: "no such route; see /docs", 405: "method not allowed on this route"}.get(
         exc.status_code, str(exc.detail)
     )

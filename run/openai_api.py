@@ -120,8 +120,13 @@ def error_response(status: int, message: str, param: str | None = None, code: st
 
 
 def model_id(engine: Engine) -> str:
-    """The id /v1/models lists and requests name: the GGUF's file name without .gguf."""
+    """The id a request names for the model alone: the GGUF's file name without .gguf."""
     return engine.model_path.stem
+
+
+def model_ids(engine: Engine) -> list[str]:
+    """What /v1/models lists: the model alone, then `<model>:<adapter>` for each adapter."""
+    return [model_id(engine)] + [f"{model_id(engine)}:{name}" for name in engine.adapters.loaded]
 
 
 def read_model(engine: Engine, name: str) -> str | None:
@@ -130,11 +135,10 @@ def read_model(engine: Engine, name: str) -> str | None:
     base, _, adapter = name.partition(":")
     if base == model_id(engine) and (not adapter or adapter in engine.adapters.loaded):
         return adapter or None
-    listed = [model_id(engine)] + [f"{model_id(engine)}:{a}" for a in engine.adapters.loaded]
     raise RequestError(
         404,
         "model",
-        f"model: {name!r} is not loaded; GET /v1/models lists {', '.join(listed)}",
+        f"model: {name!r} is not loaded; GET /v1/models lists {', '.join(model_ids(engine))}",
         "model_not_found",
     )
 
@@ -191,12 +195,24 @@ def check_format(response_format: ResponseFormat | None) -> None:
         )
 
 
+# stepsmith's report in an OpenAI reply, under `stepsmith`.
+_REPORT_KEYS = (
+    "refused_by",
+    "selfcheck",
+    "redactions",
+    "output_redactions",
+    "stripped",
+    "numbered",
+    "latency_s",
+    "adapter",
+    "safety_rule",
+)
+
+
 def report(result: Result, ignored: list[str]) -> dict[str, Any]:
     """stepsmith's own fields, beside OpenAI's."""
     body = result.to_dict()
-    keep = ("refused_by", "selfcheck", "redactions", "output_redactions", "stripped", "numbered", "latency_s")
-    keep += ("adapter", "safety_rule")
-    return {**{k: body[k] for k in keep}, "ignored": ignored}
+    return {**{k: body[k] for k in _REPORT_KEYS}, "ignored": ignored}
 
 
 def usage(result: Result) -> dict[str, int]:
@@ -295,9 +311,8 @@ def add_routes(app: FastAPI, engine: Engine, *, max_tokens: int | None, timeout_
     @app.get("/v1/models", summary="The loaded model and one entry per adapter, OpenAI's list shape")
     def models() -> dict[str, Any]:
         created = int(engine.model_path.stat().st_mtime)
-        ids = [model_id(engine)] + [f"{model_id(engine)}:{name}" for name in engine.adapters.loaded]
-        data = [{"id": i, "object": "model", "created": created, "owned_by": "stepsmith"} for i in ids]
-        return {"object": "list", "data": data}
+        entry = {"object": "model", "created": created, "owned_by": "stepsmith"}
+        return {"object": "list", "data": [{"id": i, **entry} for i in model_ids(engine)]}
 
     @app.get("/v1/schema", summary="The output schema every answer follows (for response_format)")
     def schema() -> dict[str, Any]:

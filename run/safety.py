@@ -428,13 +428,16 @@ def _context_text(context: dict[str, Any] | None) -> list[tuple[str, str]]:
 
 def decide(intent: str, context: dict[str, Any] | None = None) -> Decision | None:
     """The first rule that matches the normalized intent, then the intent with the context."""
-    # Both readings: folding helps against disguises, but "under 10k" must stay itself.
-    texts = [("intent", normalize(intent, fold=False)), ("intent", normalize(intent))]
-    if context:
-        for fold in (False, True):
-            joined = " ".join(normalize(t, fold) for _, t in _context_text(context))
-            texts.append(("intent+context", f"{normalize(intent, fold)} {joined}"))
-    for where, text in texts:
+    # Both readings: folding helps against disguises, but "under 10k" must stay itself. A
+    # reading equal to an earlier one (no disguise to fold, no context) is not searched again.
+    fields = [text for _, text in _context_text(context)]
+    texts: dict[str, str] = {}
+    for fold in (False, True):
+        mine = normalize(intent, fold)
+        texts.setdefault(mine, "intent")
+        if fields:
+            texts.setdefault(" ".join([mine, *(normalize(t, fold) for t in fields)]), "intent+context")
+    for text, where in texts.items():
         for index, (category, pattern) in enumerate(_COMPILED):
             if pattern.search(text):
                 return Decision(category, f"{category}#{index}", where)
