@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -110,14 +109,6 @@ def main(config: TrainConfig, source: str = "command line") -> int:
             f"{', '.join(stats.dropped_fully_truncated[:10])}; raise --max-seq-length"
         )
     metrics_path = run_dir / "metrics.jsonl"
-    from transformers.trainer_utils import get_last_checkpoint
-
-    checkpoints = run_dir / "checkpoints"
-    if not (config.resume and checkpoints.is_dir() and get_last_checkpoint(str(checkpoints))):
-        # A fresh run: an earlier run's log lines and checkpoints would mix into this one's
-        # curves and best-checkpoint choice.
-        metrics_path.unlink(missing_ok=True)
-        shutil.rmtree(checkpoints, ignore_errors=True)
     callbacks = [MetricsLog.create(metrics_path)]
     if val_ex and config.early_stopping_patience > 0 and config.eval_steps > 0:
         from transformers import EarlyStoppingCallback

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -300,6 +301,11 @@ def run_training(trainer: Any, config: TrainConfig, run_dir: Path) -> dict[str, 
     last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() and config.resume else None
     if last:
         print(f"train: resuming from {last}", flush=True)
+    else:
+        # A fresh run: an earlier run's log lines and checkpoints would mix into this one's
+        # curves and best-checkpoint choice (MetricsLog appends to metrics.jsonl).
+        (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+        shutil.rmtree(checkpoints, ignore_errors=True)
     start = time.perf_counter()
     try:
         result = trainer.train(resume_from_checkpoint=last)

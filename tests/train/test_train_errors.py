@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 
@@ -82,3 +83,42 @@ def test_missing_base_model_says_how_to_get_it(monkeypatch, tmp_path):
     with pytest.raises(BaseModelError, match="not a model folder"):
         resolve_base(str(tmp_path))
     assert os.environ["HF_HUB_OFFLINE"] == "1"
+
+
+class _Trainer:
+    """Just enough of a transformers Trainer for run_training: it records what it was given."""
+
+    state = SimpleNamespace(global_step=0, best_metric=None, best_model_checkpoint=None)
+    trained_tokens = 0
+
+    def train(self, resume_from_checkpoint=None):
+        self.resumed = resume_from_checkpoint
+        return type("Result", (), {"training_loss": 0.0})()
+
+
+def _old_run(run_dir):
+    (run_dir / "checkpoints" / "checkpoint-36").mkdir(parents=True)
+    (run_dir / "checkpoints" / "checkpoint-36" / "trainer_state.json").write_text("{}")
+    (run_dir / "metrics.jsonl").write_text('{"step": 36, "loss": 2.4}\n')
+
+
+def test_a_fresh_run_drops_an_earlier_runs_log_and_checkpoints(tmp_path):
+    from train.config import TrainConfig
+    from train.trainer import run_training
+
+    _old_run(tmp_path)
+    trainer = _Trainer()
+    run_training(trainer, TrainConfig(resume=False), tmp_path)
+    assert trainer.resumed is None
+    assert not (tmp_path / "metrics.jsonl").exists() and not (tmp_path / "checkpoints").exists()
+
+
+def test_a_resumed_run_keeps_them(tmp_path):
+    from train.config import TrainConfig
+    from train.trainer import run_training
+
+    _old_run(tmp_path)
+    trainer = _Trainer()
+    run_training(trainer, TrainConfig(resume=True), tmp_path)
+    assert trainer.resumed == str(tmp_path / "checkpoints" / "checkpoint-36")
+    assert (tmp_path / "metrics.jsonl").read_text().startswith('{"step": 36')
