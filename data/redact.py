@@ -64,6 +64,13 @@ _PHONE_REGIONS = (
     "JP", "KR", "CN", "TW", "HK", "SA", "AE", "EG", "RU", "TR", "PL", "SE", "CH", "AT", "BE",
     "IE", "NZ", "SG", "ZA", "AR", "CO", "CL", "ID", "PH", "TH", "VN", "NG", "PK", "IL",
 )  # fmt: skip
+# A date written with dots, slashes or dashes ("02.06.2025", "2025-06-02") is a VALID national
+# number in some regions (DE reads 02.06.2025 as a Berlin-area number): such a match is a date.
+_DATE_RE = re.compile(
+    r"^(?:(?:0?[1-9]|[12]\d|3[01])([./-])(?:0?[1-9]|1[0-2])\1(?:\d{4}|\d{2})"
+    r"|(?:0?[1-9]|1[0-2])([./-])(?:0?[1-9]|[12]\d|3[01])\2(?:\d{4}|\d{2})"
+    r"|\d{4}([./-])(?:0?[1-9]|1[0-2])\3(?:0?[1-9]|[12]\d|3[01]))$"
+)
 # No phone number has fewer digits than this, so text with fewer skips the matcher.
 _MIN_PHONE_DIGITS = 7
 
@@ -137,7 +144,8 @@ def _sub_phones(text: str, region: str | None, counts: Counter) -> str:
     spans: list[tuple[int, int]] = []
     for reg in regions:
         for match in phonenumbers.PhoneNumberMatcher(text, reg, leniency=phonenumbers.Leniency.VALID):
-            spans.append((match.start, match.end))
+            if not _DATE_RE.match(match.raw_string):
+                spans.append((match.start, match.end))
     # A number written with its "+country" prefix is a phone number even when its range is
     # unassigned (e.g. the UK's +44 7700 900xxx drama numbers): accept those as merely possible.
     for match in phonenumbers.PhoneNumberMatcher(text, "US", leniency=phonenumbers.Leniency.POSSIBLE):

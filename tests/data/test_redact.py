@@ -65,6 +65,19 @@ def test_versions_dates_and_codes_survive(text):
     assert not counts
 
 
+@pytest.mark.parametrize(
+    ("text", "region"),
+    [
+        ("Wie checke ich für LH 400 am 02.06.2025 ein?", "DE"),  # a VALID Berlin number to libphonenumber
+        ("Steuerbescheid 2023 kam am 14.03.2024", "DE"),
+        ("due 06/12/2025 or 2025-06-12", "US"),
+    ],
+)
+def test_dates_that_parse_as_national_numbers_survive(text, region):
+    assert redact(text, region) == text
+    assert redact("ruf mich an: 030 12345678", region="DE") == "ruf mich an: <PHONE>"
+
+
 def test_luhn_invalid_long_digit_runs_are_identifiers_not_cards():
     counts = Counter()
     assert redact("enter 1234567890123 in the box", counts=counts) == "enter <ORDER_ID> in the box"
