@@ -44,7 +44,7 @@ from run.constraint import (
     tighter,
 )
 from run.decoder import Decoder, Sampling
-from run.queue import FifoLock, QueueFullError
+from run.queue import FifoLock, QueueFullError, would_time_out
 
 Status = Literal["ok", "invalid", "timeout", "budget", "busy"]
 Stream = Callable[[int, str], None]
@@ -285,6 +285,14 @@ class Engine:
             rule = f"{decision.rule} ({decision.where})"
             return Result(
                 refusal, refused_by="rules", safety_rule=rule, latency_s=time.monotonic() - start, **base
+            )
+        ahead = self._lock.ahead
+        if would_time_out(ahead, self._latency, deadline - time.monotonic()):
+            wait = (
+                f"{ahead} requests are ahead, about {ahead * self._latency:.0f} s of work, past the timeout"
+            )
+            return Result(
+                None, "busy", f"{wait}; retry later", retry_after_s=self.retry_after(ahead - 1), **base
             )
         try:
             acquired = self._lock.acquire(timeout=max(0.0, deadline - time.monotonic()))

@@ -20,6 +20,12 @@ class QueueFullError(RuntimeError):
         self.waiting = waiting
 
 
+def would_time_out(ahead: int, mean_s: float, left_s: float) -> bool:
+    """Whether `ahead` requests of `mean_s` seconds each take longer than the `left_s` a newcomer
+    has: it then gets a 503 with Retry-After at once, not a 504 after waiting out its timeout."""
+    return ahead > 0 and mean_s > 0 and ahead * mean_s > left_s
+
+
 class FifoLock:
     """acquire(timeout) / release / `with`, granted in arrival order; max_waiting 0 is unbounded."""
 
@@ -32,6 +38,11 @@ class FifoLock:
     @property
     def waiting(self) -> int:
         return len(self._line)
+
+    @property
+    def ahead(self) -> int:
+        """Requests a newcomer would wait for: the one holding the lock and those in line."""
+        return len(self._line) + self._held
 
     def acquire(self, timeout: float | None = None) -> bool:
         """True once this caller holds the lock; False after `timeout` seconds in line."""
