@@ -39,6 +39,9 @@ def test_languages_refusals_and_pii(raw):
     assert sum(bool(EMAIL_RE.search(json.dumps(r["input"]))) for r in raw) >= 10
 
 
+CASELESS = {"zh", "ja", "ar", "hi", "ko", "th", "he"}
+
+
 def test_style_guide(raw):
     for r in raw:
         out = r["output"]
@@ -47,8 +50,10 @@ def test_style_guide(raw):
         assert 1 <= len(out["steps"]) <= 12, r["id"]
         for step in out["steps"]:
             assert not re.match(r"^\s*(\d+[.)]|step \d)", step, re.I), (r["id"], step)
-            # a capital, or a letter of a script without case (Arabic, Han, Devanagari)
-            assert step[0] in '¿¡"`' or (step[0].isalpha() and not step[0].islower()), (r["id"], step)
+            # the capital rule is for languages written with case; a Japanese step may open with
+            # a Latin name ("android.com/find にアクセスします。")
+            if r["meta"]["language"] not in CASELESS:
+                assert step[0].isupper() or step[0] in '¿¡"`', (r["id"], step)
 
 
 def test_contexts_are_varied(raw):
