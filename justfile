@@ -129,6 +129,10 @@ bench-sweep *args: setup
 bench-forgetting *args: setup
     {{py}} -m eval.forgetting {{args}}
 
+# Hostile input: 1,000+ generated requests of 14 kinds through the real server and engine, 16 clients; docs/benchmarks.md.
+bench-adversarial *args: setup
+    {{py}} -m run.bench_adversarial {{args}}
+
 # Every benchmark in turn (trainer, export, serving, eval table); each writes its figures to docs/benchmarks.md.
 bench: bench-train bench-export bench-serve bench-eval
 

@@ -161,9 +161,13 @@ def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return _unprocessable(
             request, message, [{"loc": ["body"], "msg": message, "type": "json_invalid"}], "body"
         )
-    message = {404: "no such route; see /docs", 405: "method not allowed on this route"}.get(
-        exc.status_code, str(exc.detail)
-    )
+    allowed = (exc.headers or {}).get("Allow")
+    message = {
+        404: "no such route; see /docs",
+        405: f"method not allowed on this route; use {allowed}"
+        if allowed
+        else "method not allowed on this route",
+    }.get(exc.status_code, str(exc.detail))
     return JSONResponse(status_code=exc.status_code, content={"message": message}, headers=exc.headers)
 
 
@@ -269,6 +273,7 @@ def create_app(
         return ProcedureResponse(json_text=result.json, **{k: body[k] for k in _RESPONSE_KEYS})
 
     add_routes(app, engine, max_tokens=max_tokens, timeout_s=timeout_s)
+    _answer_the_rest(app)
 
     if ui:
         import gradio as gr
@@ -280,6 +285,25 @@ def create_app(
         blocks = build_ui(engine, max_tokens=max_tokens)
         app = gr.mount_gradio_app(app, blocks, path="/", theme=theme, footer_links=["api"])
     return app
+
+
+def _answer_the_rest(app: FastAPI) -> None:
+    """A JSON 404 or 405 with the project's `message` for every other method or path under the
+    API's prefixes: otherwise Gradio, mounted at /, would take them and answer without one."""
+    methods = {}
+    for route in app.routes:
+        if getattr(route, "methods", None) and not route.path.startswith(("/docs", "/openapi", "/redoc")):
+            methods.setdefault(route.path, set()).update(route.methods - {"HEAD"})
+    every = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+    async def rest(request: Request) -> None:
+        allowed = methods.get(request.url.path)
+        if allowed:
+            raise StarletteHTTPException(405, headers={"Allow": ", ".join(sorted(allowed))})
+        raise StarletteHTTPException(404)
+
+    for path in ("/v1/{rest:path}", *methods):
+        app.add_api_route(path, rest, methods=every, include_in_schema=False)
 
 
 _RESPONSE_KEYS = (

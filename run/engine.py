@@ -286,6 +286,12 @@ class Engine:
             return Result(
                 refusal, refused_by="rules", safety_rule=rule, latency_s=time.monotonic() - start, **base
             )
+        # A first draft that cannot fit is known before the line: tokenizing reads only the
+        # model's vocabulary, not the context the lock guards, so the 422 comes at once.
+        first = self.prompt_tokens(build_messages({"input": {"intent": intent, "context": context}}, None))
+        problem = self._fit(first, max_tokens or self.config.max_tokens, grammar)[2]
+        if problem:
+            return Result(None, "budget", problem, latency_s=time.monotonic() - start, **base)
         ahead = self._lock.ahead
         if would_time_out(ahead, self._latency, deadline - time.monotonic()):
             wait = (
@@ -365,19 +371,32 @@ class Engine:
         """The chat-formatted prompt's tokens; message contents are text, never special tokens."""
         return self.decoder.prompt(self._formatter, messages)
 
-    def _draft(self, messages, grammar: bool, stream, round_no: int, limits: _Limits) -> _Draft:
-        max_tokens, deadline, _ = limits
-        prompt = self.prompt_tokens(messages)
+    def _fit(
+        self, prompt: list[int], max_tokens: int, grammar: bool
+    ) -> tuple[int, Bounds | None, str | None]:
+        """The token budget after the prompt, the grammar's bounds within it, and why no answer
+        fits (None when one does)."""
         budget = min(max_tokens, self.config.n_ctx - len(prompt) - _PROMPT_MARGIN)
         if not grammar:
-            if budget < 1:
-                return _Draft(None, "budget", "the prompt fills the context window; shorten it", 0, 0.0, None)
-            return self._decode(prompt, budget, None, stream, (round_no, limits))
+            return budget, None, None if budget >= 1 else "the prompt fills the context window; shorten it"
         bounds = fit_bounds(self.constraint, budget)
         if bounds is None:
             need = self.constraint.worst_case_tokens(Bounds.scaled(0.0))
-            msg = f"{budget} tokens are left after the prompt; the shortest answer needs {need}: shorten it"
-            return _Draft(None, "budget", msg, 0, 0.0, None)
+            return (
+                budget,
+                None,
+                f"{budget} tokens are left after the prompt; the shortest answer needs {need}: shorten it",
+            )
+        return budget, bounds, None
+
+    def _draft(self, messages, grammar: bool, stream, round_no: int, limits: _Limits) -> _Draft:
+        max_tokens, deadline, _ = limits
+        prompt = self.prompt_tokens(messages)
+        budget, bounds, problem = self._fit(prompt, max_tokens, grammar)
+        if problem:
+            return _Draft(None, "budget", problem, 0, 0.0, None)
+        if not grammar:
+            return self._decode(prompt, budget, None, stream, (round_no, limits))
         spent = _Draft(None, "ok", None, 0, 0.0, None)
         for _ in range(_BUDGET_RETRIES + 1):
             draft = self._decode(prompt, budget, bounds, stream, (round_no, limits))

@@ -1,11 +1,13 @@
 """Self-check rules for a draft procedure, and the revision message that states what a draft broke.
 
 Rules (each a name in `RULES`):
-- imperative: every step starts with a verb. A leading clause that sets the scene ("On the
-  "Log in" screen, tap ...", "Si ..., toca ...") is skipped up to its comma. A word counts as a verb
-  when it is in the verb list of one of the dataset languages (en, es, fr, de, pt, it), or by
-  heuristic: French "-ez" imperatives, German "<verb> Sie", clitics (Repítela, Ajoutez-la) and
-  prefixes (Right-click, Re-enter). Quoted UI labels are fine anywhere after it.
+- imperative: every step in a Latin-script language starts with a verb. A leading clause that
+  sets the scene ("On the "Log in" screen, tap ...", "Si ..., toca ...") is skipped up to its
+  comma, and a French "Ne" before its verb. A word counts as a verb when it is in the verb list of
+  one of the dataset's Latin-script languages (en, es, fr, de, pt, it), or by heuristic: French
+  "-ez" imperatives, German "<verb> Sie", clitics (Repítela, Ajoutez-la) and prefixes
+  (Right-click, Re-enter). Quoted UI labels are fine anywhere after it. A step with letters of
+  another script outside its quoted labels (ar, hi, ja, ru, zh: no verb list) is not judged.
 - one_action: no step chains actions with "and then" (or its es/fr/de/pt/it forms); quoted UI
   labels are masked first, so a button called "Save and then exit" is fine.
 - max_steps: at most N steps.
@@ -62,9 +64,9 @@ _VERBS = {
         crée décris désactive entre indique lance ouvre renseigne saisis sélectionne tape touche
         va vérifie""",
     "de": """aktiviere bestätige begründe behebe beschreibe bringe deaktiviere dimme entferne ergänze
-        folge füge gehe gib hänge installiere kehre klicke kopiere lade lege lies lösche melde
-        nimm öffne prüfe scanne schalte schließe schreibe sende setze speichere starte stelle suche
-        tippe trage vergrößere warte wechsle wähle zeige ziehe""",
+        folge füge gehe gib hänge installiere kehre klicke kopiere lade lege lies lösche markiere
+        melde nimm notiere öffne prüfe rufe schicke scanne schalte schließe schreibe sende setze
+        speichere starte stelle suche tippe trage vergrößere warte wechsle wähle zeige ziehe""",
     "pt": """abra acesse adicione ative autorize baixe clique cole coloque confira confirme conecte
         crie dê defina desative desmarque digite encontre entre escolha envie execute faça informe
         insira instale marque mantenha preencha revise salve selecione siga solicite toque
@@ -181,7 +183,16 @@ def first_action_word(step: str) -> tuple[str, str]:
     words = text.split()
     if words and _fold(words[0].strip(",")) in _LEAD_IN_SET and "," in text:
         words = text.split(",", 1)[1].split()
+    if len(words) > 1 and _fold(words[0]) in ("ne", "n'"):  # French negative: Ne cliquez pas
+        words = words[1:]
     return (words[0] if words else "", words[1] if len(words) > 1 else "")
+
+
+def _latin_only(step: str) -> bool:
+    """Whether every letter outside quoted labels is Latin: the verb lists cover only Latin-script
+    languages, so a step in Arabic, Cyrillic, Devanagari, Han or kana is not held to them."""
+    letters = [ch for ch in _QUOTED.sub('""', step) if ch.isalpha()]
+    return all("LATIN" in unicodedata.name(ch, "") for ch in letters)
 
 
 def _check_steps(steps: list[str], max_steps: int) -> list[Violation]:
@@ -190,7 +201,7 @@ def _check_steps(steps: list[str], max_steps: int) -> list[Violation]:
         found.append(Violation("max_steps", "steps", f"has {len(steps)} steps; use at most {max_steps}"))
     for i, step in enumerate(steps):
         word, after = first_action_word(step)
-        if not is_verb(word, after):
+        if _latin_only(step) and not is_verb(word, after):
             found.append(Violation("imperative", f"steps[{i}]", f"starts with {word!r}, not a verb"))
         if _CHAINED.search(_QUOTED.sub('""', step)):
             found.append(Violation("one_action", f"steps[{i}]", "chains actions; split it into two steps"))

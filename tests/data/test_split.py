@@ -61,7 +61,9 @@ def test_a_new_record_moves_few_others():
     records = _records(SIZES)
     before = {r["id"]: name for name, rs in stratified_split(records, 0.1, 0.1, seed=13).items() for r in rs}
     extra = _records({("banking", "es"): 11})[-1]  # an 11th Spanish banking record
-    after = {r["id"]: name for name, rs in stratified_split(records + [extra], 0.1, 0.1, 13).items() for r in rs}
+    after = {
+        r["id"]: name for name, rs in stratified_split(records + [extra], 0.1, 0.1, 13).items() for r in rs
+    }
     moved = [i for i in before if before[i] != after[i]]
     # it may take a held-out place (pushing one record back) and shift a rounding remainder
     # (one more); a shared shuffle moved a third of the records here

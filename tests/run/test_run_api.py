@@ -105,6 +105,7 @@ def test_a_request_that_waits_past_its_timeout_gets_a_504_and_the_server_goes_on
 
     from run.api import create_app
 
+    engine._latency = 0.0  # no estimate yet, so the request waits in line rather than getting a 503
     with TestClient(create_app(engine, ui=False, timeout_s=0.2)) as impatient, engine._lock:
         response = impatient.post("/v1/procedures", json={"intent": "mute a chat"})
     assert response.status_code == 504 and response.json()["message"].startswith("timeout: waited over")
@@ -196,7 +197,9 @@ def test_every_route_has_the_body_limit_and_json_errors(engine, client):
     with TestClient(create_app(engine, ui=False)) as api_only:
         assert api_only.get("/no/such/route").json() == {"message": "no such route; see /docs"}
         wrong = api_only.get("/v1/procedures")
-        assert wrong.status_code == 405 and wrong.json() == {"message": "method not allowed on this route"}
+        assert wrong.status_code == 405 and wrong.json() == {
+            "message": "method not allowed on this route; use POST"
+        }
 
 
 def test_a_full_line_gets_a_503_with_retry_after_and_healthz_still_answers(engine, client):

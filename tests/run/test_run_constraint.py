@@ -162,7 +162,7 @@ def _raw_outputs() -> list[dict]:
 
 def test_every_authored_output_is_accepted_by_the_lark_grammar(lark_matcher):
     outputs = _raw_outputs()
-    assert len(outputs) == 560
+    assert len(outputs) >= 600  # every authored record, refusals included
     rejected = [o for o in outputs if not _accepts(lark_matcher, json.dumps(o, ensure_ascii=False))]
     assert rejected == []
 

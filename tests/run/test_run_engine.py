@@ -128,9 +128,14 @@ def test_concurrent_calls_queue_and_all_succeed(engine):
 
 @pytest.mark.model
 def test_timeouts_return_an_error_and_leave_the_engine_usable(engine):
+    engine._latency = 0.0  # no estimate of a request's time yet: it waits in line
     with engine._lock:  # another request holds the model
         queued = engine.generate("mute a chat", None, timeout_s=0.2)
     assert queued.output is None and queued.status == "timeout" and "queue" in queued.error
+    engine._latency = 30.0  # with one, a request that cannot be served in time is turned away
+    with engine._lock:
+        shed = engine.generate("mute a chat", None, timeout_s=5)
+    assert shed.status == "busy" and shed.retry_after_s == 30 and "past the timeout" in shed.error
     cut = engine.generate("list my devices", None, grammar=False, selfcheck=False, timeout_s=0.01)
     assert cut.output is None and cut.status == "timeout"
     assert_valid(engine.generate("mute a chat", None, selfcheck=False))
@@ -303,3 +308,14 @@ def test_pii_in_an_answer_is_masked_and_counted():
     }
     assert mask_output(refusal, None)[0]["reason"] == "Write to <EMAIL> instead."
     assert mask_output(None, None) == (None, {})
+
+
+@pytest.mark.model
+def test_a_budget_too_small_for_any_answer_is_known_before_the_line(engine):
+    engine._lock.acquire()  # another request holds the model
+    try:
+        result = engine.generate("turn on dark mode", {"platform": "android"}, max_tokens=5, timeout_s=5)
+    finally:
+        engine._lock.release()
+    # after the line it would have waited out its 5 s and come back as a timeout
+    assert result.status == "budget" and "shortest answer needs" in result.error

@@ -135,3 +135,20 @@ def test_the_dataset_answers_pass_the_rules():
                 failing.append(record.get("id"))
     assert total > 400
     assert len(failing) / total <= 0.03, failing
+
+
+def test_steps_in_scripts_without_a_verb_list_are_not_judged_imperative():
+    steps = [
+        'Нажмите "Enable two-factor authentication".',
+        "点击顶部你的名字。",
+        "Ne cliquez pas sur le lien.",
+    ]
+    procedure = {
+        "schema": "ordered_steps",
+        "steps": steps,
+        "constraints": [],
+        "validation": ["Check it works."],
+    }
+    assert [v for v in check(procedure, "", None, max_steps=12) if v.rule == "imperative"] == []
+    procedure["steps"] = ['The "Settings" page opens.']  # Latin script: still judged
+    assert [v.rule for v in check(procedure, "", None, max_steps=12)] == ["imperative"]
