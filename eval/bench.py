@@ -4,7 +4,7 @@
 
 It reads outputs/eval/<name>/metrics.json (written by `just demo` or `just eval`) and says
 whether the system under test beats the template on step F1, ROUGE-L and BERTScore with
-non-overlapping 95% confidence intervals.
+non-overlapping 95% confidence intervals, or a paired 95% CI of the difference above 0.
 """
 
 from __future__ import annotations
@@ -36,19 +36,28 @@ class EvalBenchConfig:
 
 
 def verdict(metrics: dict[str, Any], baseline: str) -> list[str]:
-    """One line per VERSUS metric: the two CIs and whether they are disjoint in the system's favour."""
+    """One line per VERSUS metric: the two CIs, the paired difference on the same examples, and
+    whether the system beats the baseline: disjoint CIs, or a paired 95% CI above 0."""
     first = metrics["setting"]["system_under_test"]
     if baseline not in metrics["overall"]:
         raise ConfigError(f"the report has no system {baseline!r}; it has {', '.join(metrics['overall'])}")
     lines = []
     for key in VERSUS:
         mine, theirs = metrics["overall"][first][key], metrics["overall"][baseline][key]
-        beats = mine["lo"] is not None and theirs["hi"] is not None and mine["lo"] > theirs["hi"]
-        word = "beats" if beats else "does not clearly beat"
+        disjoint = mine["lo"] is not None and theirs["hi"] is not None and mine["lo"] > theirs["hi"]
+        pair = (metrics.get("paired") or {}).get(baseline, {}).get(key)
+        above = bool(pair) and pair["lo"] is not None and pair["lo"] > 0
+        word = "beats" if disjoint or above else "does not clearly beat"
+        why = "the 95% CIs do not overlap" if disjoint else "the 95% CIs overlap"
+        if pair and pair["mean"] is not None:
+            side = "above 0" if above else "not above 0"
+            n = f" over {pair['n']} examples" if pair.get("n") else ""
+            why += (
+                f"; paired difference{n} {pair['mean']:+.3f} [{pair['lo']:+.3f}, {pair['hi']:+.3f}], {side}"
+            )
         lines.append(
             f"- {key}: `{first}` {mine['mean']:.3f} [{mine['lo']:.3f}, {mine['hi']:.3f}] {word} "
-            f"`{baseline}` {theirs['mean']:.3f} [{theirs['lo']:.3f}, {theirs['hi']:.3f}]"
-            + (" (the 95% CIs do not overlap)" if beats else " (the 95% CIs overlap)")
+            f"`{baseline}` {theirs['mean']:.3f} [{theirs['lo']:.3f}, {theirs['hi']:.3f}] ({why})"
         )
     return lines
 

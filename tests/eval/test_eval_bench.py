@@ -28,6 +28,19 @@ def test_disjoint_intervals_beat_and_overlapping_ones_do_not():
     assert all("does not clearly beat" in line for line in worse)
 
 
+def test_a_paired_difference_above_zero_beats_even_when_the_intervals_overlap():
+    metrics = _metrics((0.40, 0.30, 0.50), (0.35, 0.25, 0.45))
+    metrics["paired"] = {
+        "base": {key: {"mean": 0.05, "lo": 0.01, "hi": 0.09} for key in ("step_f1", "rouge_l")}
+    }
+    metrics["paired"]["base"]["bertscore_f1"] = {"mean": 0.02, "lo": -0.01, "hi": 0.05}
+    lines = verdict(metrics, "base")
+    assert all(
+        "beats `base`" in line and "difference +0.050 [+0.010, +0.090], above 0" in line for line in lines[:2]
+    )
+    assert "does not clearly beat" in lines[2] and "not above 0" in lines[2]
+
+
 def test_a_missing_baseline_is_named():
     with pytest.raises(ConfigError, match="no system 'zero'; it has tuned, base"):
         verdict(_metrics((0.4, 0.3, 0.5), (0.1, 0.0, 0.2)), "zero")
