@@ -36,12 +36,15 @@ def _limits(prop: dict[str, Any]) -> dict[str, Any]:
 
 
 def _field(prop: dict[str, Any]) -> tuple[Any, Any]:
-    """An optional pydantic (type, Field) for a JSON-schema string or array-of-strings property."""
+    """An optional pydantic (type, Field) for a JSON-schema string or array-of-strings property.
+
+    Optional means it may be left out, not sent as null: the schema has no null, so `"app": null`
+    is a 422 like any other wrong type (an unvalidated None default stands for "left out")."""
     about = prop.get("description")
     if prop.get("type") == "array":
         item = Annotated[str, Field(**_limits(prop["items"]))]
-        return list[item] | None, Field(None, description=about, max_length=prop.get("maxItems"))
-    return str | None, Field(None, description=about, pattern=prop.get("pattern"), **_limits(prop))
+        return list[item], Field(None, description=about, max_length=prop.get("maxItems"))
+    return str, Field(None, description=about, pattern=prop.get("pattern"), **_limits(prop))
 
 
 def _context_model() -> type[BaseModel]:
@@ -66,7 +69,7 @@ class ProcedureRequest(BaseModel):
         pattern=_INPUT["intent"]["pattern"],
         examples=["reset my password in the Shopify app"],
     )
-    context: Context | None = Field(None, description=load_schema()["$defs"]["context"]["description"])
+    context: Context = Field(None, description=load_schema()["$defs"]["context"]["description"])
     adapter: str | None = Field(
         None,
         description="a loaded adapter to answer with (GET /v1/models lists them); null picks the "

@@ -300,15 +300,23 @@ class Engine:
             return Result(
                 None, "busy", f"{wait}; retry later", retry_after_s=self.retry_after(ahead - 1), **base
             )
+        # A request leaves the line once less time is left than a request takes with the model
+        # (the moving mean): it could only end in a 504 after holding its place, where a 503
+        # with Retry-After tells its client when to come back.
+        serve = self._latency
         try:
-            acquired = self._lock.acquire(timeout=max(0.0, deadline - time.monotonic()))
+            acquired = self._lock.acquire(timeout=max(0.0, deadline - time.monotonic() - serve))
         except QueueFullError as e:
             return Result(
                 None, "busy", f"{e}; retry later", retry_after_s=self.retry_after(e.waiting), **base
             )
         if not acquired:
-            waited = f"waited over {timeout_s or self.config.timeout_s:.0f} s in the queue"
-            return Result(None, "timeout", waited, **base)
+            limit = timeout_s or self.config.timeout_s
+            if serve:
+                late = f"too little of the {limit:.0f} s timeout is left after the line to write an answer"
+                retry = self.retry_after(self._lock.waiting)
+                return Result(None, "busy", f"{late}; retry later", retry_after_s=retry, **base)
+            return Result(None, "timeout", f"waited over {limit:.0f} s in the queue", **base)
         held_from = time.monotonic()
         try:
             self.adapters.activate(chosen)

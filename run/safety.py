@@ -481,7 +481,15 @@ def normalize(text: str, fold: bool = True) -> str:
     if not fold:
         return text.lower()
     text = _SPELLED.sub(lambda m: m.group(0).replace(" ", ""), text)
+    if _mostly_latin(text):  # Cyrillic or Greek look-alikes in a Latin text, even a word of them only ("а")
+        text = text.translate(_CONFUSABLES)
     return _WORD.sub(lambda m: _fold(m.group(0)), text).lower()
+
+
+def _mostly_latin(text: str) -> bool:
+    letters = [ch for ch in text if ch.isalpha()]
+    latin = sum(ch.isascii() or "LATIN" in unicodedata.name(ch, "") for ch in letters)
+    return bool(letters) and latin > len(letters) / 2
 
 
 @dataclass(frozen=True)

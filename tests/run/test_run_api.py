@@ -225,3 +225,9 @@ def test_a_full_line_gets_a_503_with_retry_after_and_healthz_still_answers(engin
     assert turned_away.status_code == 503
     assert int(turned_away.headers["retry-after"]) >= 1
     assert turned_away.json()["message"].startswith("busy: 1 requests are already waiting")
+
+
+@pytest.mark.parametrize("context", [{"app": None}, {"permissions": None}, None])
+def test_null_where_the_schema_has_no_null_is_a_422(client, context):
+    response = client.post("/v1/procedures", json={"intent": "mute a chat", "context": context})
+    assert response.status_code == 422 and response.json()["message"].startswith("context")

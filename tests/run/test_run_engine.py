@@ -136,6 +136,10 @@ def test_timeouts_return_an_error_and_leave_the_engine_usable(engine):
     with engine._lock:
         shed = engine.generate("mute a chat", None, timeout_s=5)
     assert shed.status == "busy" and shed.retry_after_s == 30 and "past the timeout" in shed.error
+    engine._latency = 3.0  # admitted (3 s of work ahead, 5 s left), it leaves the line at 2 s
+    with engine._lock:
+        late = engine.generate("mute a chat", None, timeout_s=5)
+    assert late.status == "busy" and "too little" in late.error and late.retry_after_s >= 1
     cut = engine.generate("list my devices", None, grammar=False, selfcheck=False, timeout_s=0.01)
     assert cut.output is None and cut.status == "timeout"
     assert_valid(engine.generate("mute a chat", None, selfcheck=False))
