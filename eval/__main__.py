@@ -85,6 +85,7 @@ def build_metrics(
             "system_under_test": first,
             "systems": systems,
             "test_file": config.test_file,
+            "test_sha256": file_sha256(config.test_file),
             "evaluated": refs["evaluated"],
             "bootstrap": config.bootstrap,
             "seed": config.seed,
@@ -176,6 +177,13 @@ def evaluate(config: EvalConfig, command: str = "python -m eval") -> Path:
     print(report.headline_table(metrics))
     print(f"eval: wrote {out_dir}/report.md, metrics.json, predictions.jsonl and charts")
     return out_dir
+
+
+def file_sha256(path: str) -> str:
+    """The test file's content hash: a report says which examples it scored, not only their path."""
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def main(config: Any, command: str = "python -m eval") -> int:

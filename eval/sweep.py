@@ -80,7 +80,14 @@ def cached(report: Path, adapter: Path, config: SweepConfig) -> dict[str, Any] |
         return None
     metrics = json.loads(report.read_text(encoding="utf-8"))
     setting = metrics["setting"]
-    same = setting["test_file"] == config.test_file and setting["engine"].get("timeout_s") == config.timeout_s
+    from eval.__main__ import file_sha256
+
+    # the same file by content: data/processed/val.jsonl holds other examples after a data change
+    same = (
+        setting["test_file"] == config.test_file
+        and setting.get("test_sha256") == file_sha256(config.test_file)
+        and setting["engine"].get("timeout_s") == config.timeout_s
+    )
     return metrics if same and (not config.limit or setting["evaluated"] == config.limit) else None
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from eval.sweep import QUALITY, SweepConfig, main
+from eval.__main__ import file_sha256
+from eval.sweep import QUALITY, SweepConfig, cached, main
 
 
 def _run(root: Path, name: str, lr: float, step_f1: float) -> Path:
@@ -20,10 +21,14 @@ def _run(root: Path, name: str, lr: float, step_f1: float) -> Path:
     summary = {"global_step": 113, "wall_time_s": 366.0, "tokens_per_s": 550.0, "best_eval_loss": 2.2}
     (run / "train_summary.json").write_text(json.dumps(summary))
     scores = {key: {"mean": step_f1} for key, _ in QUALITY}
+    val = root / "val.jsonl"
+    if not val.is_file():
+        val.write_text('{"id": "x"}\n')
     setting = {
         "system_under_test": name,
         "evaluated": 24,
-        "test_file": "val.jsonl",
+        "test_file": str(val),
+        "test_sha256": file_sha256(str(val)),
         "engine": {"timeout_s": 60.0},
     }
     metrics = {
@@ -36,8 +41,24 @@ def _run(root: Path, name: str, lr: float, step_f1: float) -> Path:
     return run
 
 
+def test_a_report_on_other_examples_under_the_same_path_is_not_reused(tmp_path):
+    run = _run(tmp_path, "a", 1e-3, 0.17)
+    report = tmp_path / "eval" / "sweep-a" / "metrics.json"
+    config = SweepConfig(
+        runs=[str(run)], test_file=str(tmp_path / "val.jsonl"), out_root=str(tmp_path / "eval")
+    )
+    adapter = run / "adapter" / "adapter_model.safetensors"
+    assert cached(report, adapter, config) is not None
+    (tmp_path / "val.jsonl").write_text('{"id": "y"}\n')  # the data were prepared again, differently
+    assert cached(report, adapter, config) is None
+
+
 def test_rows_accumulate_across_calls_and_reuse_earlier_reports(tmp_path, capsys):
-    config = {"test_file": "val.jsonl", "out_root": str(tmp_path / "eval"), "doc": str(tmp_path / "bench.md")}
+    config = {
+        "test_file": str(tmp_path / "val.jsonl"),
+        "out_root": str(tmp_path / "eval"),
+        "doc": str(tmp_path / "bench.md"),
+    }
     first, second = _run(tmp_path, "a", 1e-3, 0.17), _run(tmp_path, "b", 2e-3, 0.14)
     main(SweepConfig(runs=[str(first)], **config), "python -m eval.sweep --runs a")
     main(SweepConfig(runs=[str(second)], **config), "python -m eval.sweep --runs b")
