@@ -70,6 +70,7 @@ def build_metrics(
 ) -> dict[str, Any]:
     """metrics.json: the setting, the thresholds, the test set and every aggregate."""
     from eval import metrics, semantic, stats
+    from eval.references import file_sha256
 
     systems = list(stats.by_system(rows))
     first = systems[0]
@@ -177,13 +178,6 @@ def evaluate(config: EvalConfig, command: str = "python -m eval") -> Path:
     print(report.headline_table(metrics))
     print(f"eval: wrote {out_dir}/report.md, metrics.json, predictions.jsonl and charts")
     return out_dir
-
-
-def file_sha256(path: str) -> str:
-    """The test file's content hash: a report says which examples it scored, not only their path."""
-    import hashlib
-
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def main(config: Any, command: str = "python -m eval") -> int:

@@ -27,6 +27,11 @@ _SHOWN_ERRORS = 10
 _STEP_MAX_LENGTH = load_schema()["$defs"]["procedure"]["properties"]["steps"]["items"]["maxLength"]
 
 
+def file_sha256(path: str) -> str:
+    """A test file's content hash: a report says which examples it scored, not only their path."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 class EvalDataError(UserError, ValueError):
     """A test file that cannot be scored; the message locates every bad line."""
 

@@ -80,7 +80,7 @@ def cached(report: Path, adapter: Path, config: SweepConfig) -> dict[str, Any] |
         return None
     metrics = json.loads(report.read_text(encoding="utf-8"))
     setting = metrics["setting"]
-    from eval.__main__ import file_sha256
+    from eval.references import file_sha256
 
     # the same file by content: data/processed/val.jsonl holds other examples after a data change
     same = (

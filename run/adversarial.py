@@ -109,8 +109,8 @@ class Case:
         return out
 
 
-def _json(intent: Any, context: Any = None, **extra: Any) -> bytes:
-    body = {"intent": intent, **({"context": context} if context is not None else {}), **extra}
+def _json(intent: Any, context: Any = None) -> bytes:
+    body = {"intent": intent, **({"context": context} if context is not None else {})}
     return json.dumps(body, ensure_ascii=False).encode("utf-8")
 
 

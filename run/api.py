@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from data.schema import load_schema
 from run.boundary import InputError
 from run.engine import Engine
-from run.openai_api import add_routes, error_body
+from run.openai_api import STATUS, add_routes, error_body, retry_headers
 
 OPENAI_PATHS = ("/v1/chat/", "/v1/models")
 
@@ -212,9 +212,6 @@ class BodyLimit:
         await JSONResponse(status_code=422, content={"message": msg, "detail": detail})(scope, receive, send)
 
 
-_ERRORS = {"timeout": 504, "budget": 422, "invalid": 502, "busy": 503}
-
-
 def create_app(
     engine: Engine,
     *,
@@ -270,8 +267,8 @@ def create_app(
             return JSONResponse(status_code=500, content={"message": "internal error; see the server log"})
         if not result.ok:
             content = {"message": f"{result.status}: {result.error}"}
-            headers = {"Retry-After": str(result.retry_after_s)} if result.retry_after_s else None
-            return JSONResponse(status_code=_ERRORS.get(result.status, 500), content=content, headers=headers)
+            status = STATUS.get(result.status, 500)
+            return JSONResponse(status_code=status, content=content, headers=retry_headers(result))
         body = result.to_dict()
         return ProcedureResponse(json_text=result.json, **{k: body[k] for k in _RESPONSE_KEYS})
 

@@ -288,7 +288,8 @@ class Engine:
             )
         # A first draft that cannot fit is known before the line: tokenizing reads only the
         # model's vocabulary, not the context the lock guards, so the 422 comes at once.
-        first = self.prompt_tokens(build_messages({"input": {"intent": intent, "context": context}}, None))
+        messages = build_messages({"input": {"intent": intent, "context": context}}, assistant=None)
+        first = self.prompt_tokens(messages)
         problem = self._fit(first, max_tokens or self.config.max_tokens, grammar)[2]
         if problem:
             return Result(None, "budget", problem, latency_s=time.monotonic() - start, **base)
@@ -322,7 +323,8 @@ class Engine:
             self.adapters.activate(chosen)
             heat = self.config.temperature if temperature is None else temperature
             limits = _Limits(max_tokens or self.config.max_tokens, deadline, heat)
-            result = self._rounds(intent, context, grammar, (selfcheck, revise), stream, limits, base)
+            drafting = {**base, "prompt_tokens": len(first)}
+            result = self._rounds(messages, context, grammar, (selfcheck, revise), stream, limits, drafting)
         finally:
             self._lock.release()
             spent = time.monotonic() - held_from
@@ -337,10 +339,9 @@ class Engine:
         result.latency_s = time.monotonic() - start
         return result
 
-    def _rounds(self, intent, context, grammar, checks, stream, limits, base) -> Result:
+    def _rounds(self, messages, context, grammar, checks, stream, limits, base) -> Result:
         check, revise = checks
-        messages = build_messages({"input": {"intent": intent, "context": context}}, assistant=None)
-        base = {**base, "prompt_tokens": len(self.prompt_tokens(messages))}
+        intent = base["intent"]
         report: SelfCheckReport = base["selfcheck"]
         best: Result | None = None  # the valid draft with the fewest violations so far
         fewest = None

@@ -42,7 +42,13 @@ from data.schema import definition, load_schema
 from run.boundary import InputError
 from run.engine import Engine, Result
 
-_STATUS = {"timeout": 504, "budget": 422, "invalid": 502, "busy": 503}
+# The HTTP status of each failed Result, on this route and on /v1/procedures (run/api.py).
+STATUS = {"timeout": 504, "budget": 422, "invalid": 502, "busy": 503}
+
+
+def retry_headers(result: Result) -> dict[str, str] | None:
+    """Retry-After for a request turned away under load (status busy), else None."""
+    return {"Retry-After": str(result.retry_after_s)} if result.retry_after_s else None
 
 
 class TextPart(BaseModel):
@@ -340,10 +346,9 @@ def add_routes(app: FastAPI, engine: Engine, *, max_tokens: int | None, timeout_
         except InputError as e:
             return error_response(422, str(e), "messages")
         if not result.ok:
-            status = _STATUS.get(result.status, 500)
+            status = STATUS.get(result.status, 500)
             response = error_response(status, f"{result.status}: {result.error}", None, result.status)
-            if result.retry_after_s:
-                response.headers["Retry-After"] = str(result.retry_after_s)
+            response.headers.update(retry_headers(result) or {})
             return response
         return completion(result, model_id(engine), ignored)
 

@@ -445,8 +445,9 @@ def categories() -> list[str]:
     return list(load_schema()["$defs"]["refusal"]["properties"]["category"]["enum"])
 
 
-# Latin look-alikes from Cyrillic and Greek, folded only inside a word that mixes scripts (a
-# disguise such as "hаck" with a Cyrillic а); a word wholly in Cyrillic stays Russian.
+# Latin look-alikes from Cyrillic and Greek. In a mostly Latin text every one is folded (even a
+# word of them only, "а"); otherwise only inside a word that mixes scripts (a disguise such as
+# "hаck" with a Cyrillic а), so a Russian text stays Russian.
 _CONFUSABLES = str.maketrans(
     "аеорсухіјѕԁԛԝАВЕКМНОРСТХІЈЅαεικνορτυχΑΒΕΗΙΚΜΝΟΡΤΥΧ",
     "aeopcyxijsdqwABEKMHOPCTXIJSaeikvoptuxABEHIKMNOPTYX",

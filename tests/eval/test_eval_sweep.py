@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from eval.__main__ import file_sha256
+from eval.references import file_sha256
 from eval.sweep import QUALITY, SweepConfig, cached, main
 
 
