@@ -44,7 +44,7 @@ from run.constraint import (
     tighter,
 )
 from run.decoder import Decoder, Sampling
-from run.queue import FifoLock, QueueFullError, would_time_out
+from run.queue import FifoLock, QueueFullError, ServiceTimes, would_time_out
 
 Status = Literal["ok", "invalid", "timeout", "budget", "busy"]
 Stream = Callable[[int, str], None]
@@ -227,11 +227,13 @@ class Engine:
         )
         # The llama.cpp context is not thread-safe: one request at a time, in arrival order.
         self._lock = FifoLock(self.config.max_queue)
-        self._latency = 0.0  # moving average of a request's seconds with the model, for Retry-After
+        # Recent seconds with the model, for admission, leaving the line and Retry-After; a
+        # quarter of the timeout stands in until the first request has finished.
+        self._times = ServiceTimes(prior_s=self.config.timeout_s / 4)
 
     def retry_after(self, waiting: int) -> int:
         """Seconds until the requests ahead are likely served (at least 1)."""
-        return max(1, round((waiting + 1) * (self._latency or self.config.timeout_s / 4)))
+        return max(1, round((waiting + 1) * self._times.mean_s))
 
     def close(self) -> None:
         """Free the model."""
@@ -293,42 +295,44 @@ class Engine:
         problem = self._fit(first, max_tokens or self.config.max_tokens, grammar)[2]
         if problem:
             return Result(None, "budget", problem, latency_s=time.monotonic() - start, **base)
-        ahead = self._lock.ahead
-        if would_time_out(ahead, self._latency, deadline - time.monotonic()):
+        ahead, times = self._lock.ahead, self._times
+        if would_time_out(ahead, times.mean_s, times.need_s, deadline - time.monotonic()):
             wait = (
-                f"{ahead} requests are ahead, about {ahead * self._latency:.0f} s of work, past the timeout"
+                f"{ahead} requests are ahead, about {ahead * times.mean_s:.0f} s of work, and a first"
+                f" draft takes up to {times.need_s:.0f} s: past the timeout"
             )
             return Result(
                 None, "busy", f"{wait}; retry later", retry_after_s=self.retry_after(ahead - 1), **base
             )
-        # A request leaves the line once less time is left than a request takes with the model
-        # (the moving mean): it could only end in a 504 after holding its place, where a 503
-        # with Retry-After tells its client when to come back.
-        serve = self._latency
+        # A request leaves the line once less time is left than a first draft has needed lately
+        # (read again at each turn of the line, as the estimate moves): it could only end in a 504
+        # after holding its place, where a 503 with Retry-After tells its client when to come back.
         try:
-            acquired = self._lock.acquire(timeout=max(0.0, deadline - time.monotonic() - serve))
+            acquired = self._lock.acquire(until=lambda: deadline - self._times.need_s)
         except QueueFullError as e:
             return Result(
                 None, "busy", f"{e}; retry later", retry_after_s=self.retry_after(e.waiting), **base
             )
         if not acquired:
             limit = timeout_s or self.config.timeout_s
-            if serve:
-                late = f"too little of the {limit:.0f} s timeout is left after the line to write an answer"
-                retry = self.retry_after(self._lock.waiting)
-                return Result(None, "busy", f"{late}; retry later", retry_after_s=retry, **base)
-            return Result(None, "timeout", f"waited over {limit:.0f} s in the queue", **base)
-        held_from = time.monotonic()
+            late = (
+                f"too little of the {limit:.0f} s timeout is left after the line to write an answer"
+                f" (a first draft takes up to {self._times.need_s:.0f} s)"
+            )
+            retry = self.retry_after(self._lock.waiting)
+            return Result(None, "busy", f"{late}; retry later", retry_after_s=retry, **base)
+        held_from, drafts = time.monotonic(), []
         try:
             self.adapters.activate(chosen)
             heat = self.config.temperature if temperature is None else temperature
             limits = _Limits(max_tokens or self.config.max_tokens, deadline, heat)
             drafting = {**base, "prompt_tokens": len(first)}
-            result = self._rounds(messages, context, grammar, (selfcheck, revise), stream, limits, drafting)
+            checks = (selfcheck, revise)
+            result = self._rounds(messages, context, grammar, checks, stream, limits, drafting, drafts)
         finally:
+            # Measured before the lock passes on, so the next in line judges by it.
+            self._times.add(time.monotonic() - held_from, drafts[0] if drafts else None)
             self._lock.release()
-            spent = time.monotonic() - held_from
-            self._latency = spent if not self._latency else 0.8 * self._latency + 0.2 * spent
         held = result.output
         result.output, result.output_redactions = mask_output(held, region)
         if held is not None and result.output is None:
@@ -339,7 +343,8 @@ class Engine:
         result.latency_s = time.monotonic() - start
         return result
 
-    def _rounds(self, messages, context, grammar, checks, stream, limits, base) -> Result:
+    def _rounds(self, messages, context, grammar, checks, stream, limits, base, drafts) -> Result:
+        """The first draft and its revisions; each draft's seconds are appended to `drafts`."""
         check, revise = checks
         intent = base["intent"]
         report: SelfCheckReport = base["selfcheck"]
@@ -347,10 +352,14 @@ class Engine:
         fewest = None
         spent = _Draft(None, "ok", None, 0, 0.0, None)  # the cost of every draft, summed
         for round_no in range(1, 2 + (self.config.selfcheck_rounds if check and revise else 0)):
-            if best is not None and time.monotonic() > limits.deadline:  # no time left to revise
+            # A revision starts only if one as long as the last draft still fits: one cut off at
+            # the deadline is lost work that holds up the line.
+            if best is not None and time.monotonic() + drafts[-1] > limits.deadline:
                 report.stopped = "timeout"
                 break
+            drafted_from = time.monotonic()
             draft = self._draft(messages, grammar, stream, round_no, limits)
+            drafts.append(time.monotonic() - drafted_from)
             _add(spent, draft)
             if draft.output is None:  # keep an earlier valid draft if there is one, and say so
                 if best is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 
@@ -128,18 +129,23 @@ def test_concurrent_calls_queue_and_all_succeed(engine):
 
 @pytest.mark.model
 def test_timeouts_return_an_error_and_leave_the_engine_usable(engine):
-    engine._latency = 0.0  # no estimate of a request's time yet: it waits in line
-    with engine._lock:  # another request holds the model
-        queued = engine.generate("mute a chat", None, timeout_s=0.2)
-    assert queued.output is None and queued.status == "timeout" and "queue" in queued.error
-    engine._latency = 30.0  # with one, a request that cannot be served in time is turned away
-    with engine._lock:
-        shed = engine.generate("mute a chat", None, timeout_s=5)
-    assert shed.status == "busy" and shed.retry_after_s == 30 and "past the timeout" in shed.error
-    engine._latency = 3.0  # admitted (3 s of work ahead, 5 s left), it leaves the line at 2 s
-    with engine._lock:
-        late = engine.generate("mute a chat", None, timeout_s=5)
-    assert late.status == "busy" and "too little" in late.error and late.retry_after_s >= 1
+    from run.queue import ServiceTimes
+
+    measured = engine._times
+    try:
+        engine._times = ServiceTimes(prior_s=30.0)  # nothing measured yet: the prior stands in
+        with engine._lock:  # another request holds the model
+            shed = engine.generate("mute a chat", None, timeout_s=5)
+        assert shed.status == "busy" and shed.retry_after_s == 30 and "past the timeout" in shed.error
+        engine._times.add(1.0, 2.0)  # 1 s ahead and a 2 s first draft fit in 5 s: admitted ...
+        with engine._lock:  # ... and it leaves the line once under 2 s are left, at about 3 s
+            begun = time.monotonic()
+            late = engine.generate("mute a chat", None, timeout_s=5)
+            waited = time.monotonic() - begun
+        assert late.status == "busy" and "too little" in late.error and late.retry_after_s >= 1
+        assert 2.5 < waited < 4.5
+    finally:
+        engine._times = measured
     cut = engine.generate("list my devices", None, grammar=False, selfcheck=False, timeout_s=0.01)
     assert cut.output is None and cut.status == "timeout"
     assert_valid(engine.generate("mute a chat", None, selfcheck=False))

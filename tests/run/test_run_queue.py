@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from run.queue import FifoLock, QueueFullError, would_time_out
+from run.queue import FifoLock, QueueFullError, ServiceTimes, would_time_out
 
 
 def test_waiters_get_the_lock_in_arrival_order():
@@ -61,14 +61,44 @@ def test_ahead_counts_the_holder_and_the_line():
     assert lock.ahead == 0
 
 
+def test_a_waiter_leaves_when_a_moving_deadline_passes():
+    lock, leave = FifoLock(), [time.monotonic() + 60]
+    lock.acquire()
+    got: list[bool] = []
+    waiter = threading.Thread(target=lambda: got.append(lock.acquire(until=lambda: leave[0])))
+    waiter.start()
+    while lock.waiting < 1:
+        time.sleep(0.001)
+    leave[0] = time.monotonic()  # the estimate grew: it should go now, not in a minute
+    lock.release()  # the release wakes it; it is next, but its time is up
+    waiter.join(5)
+    assert got == [False] and lock.waiting == 0
+    assert lock.acquire(timeout=1) is True
+
+
+def test_service_times_start_from_the_prior_and_then_follow_the_requests():
+    times = ServiceTimes(prior_s=30.0, window=3)
+    assert not times.measured and times.mean_s == 30.0 and times.need_s == 30.0
+    times.add(12.0, 5.0)  # one request: 12 s with the model, its first draft 5 s
+    times.add(6.0, None)  # one that never drafted (e.g. refused): it counts for the mean only
+    assert times.measured and times.mean_s == 9.0 and times.need_s == 5.0
+    for held in (4.0, 4.0, 4.0):  # the window keeps the last 3
+        times.add(held, 3.0)
+    assert times.mean_s == 4.0 and times.need_s == 3.0
+    with pytest.raises(ValueError, match="prior_s > 0"):
+        ServiceTimes(prior_s=0)
+
+
 @pytest.mark.parametrize(
-    ("ahead", "mean_s", "left_s", "shed"),
+    ("ahead", "mean_s", "need_s", "left_s", "shed"),
     [
-        (0, 9.0, 1.0, False),  # nobody ahead: it runs at once, whatever the estimate
-        (3, 0.0, 1.0, False),  # no estimate yet (the first requests): wait in line
-        (3, 10.0, 120.0, False),  # 30 s of work ahead, 120 s left
-        (16, 8.0, 120.0, True),  # 128 s of work ahead: a 503 now, not a 504 in two minutes
+        (0, 9.0, 9.0, 1.0, False),  # nobody ahead: it runs at once, whatever the estimate
+        (3, 10.0, 8.0, 120.0, False),  # 30 s of work ahead and 8 s of its own, 120 s left
+        (3, 30.0, 30.0, 120.0, False),  # the prior (a quarter of the timeout): 120 s exactly fits
+        (4, 30.0, 30.0, 120.0, True),  # the fifth of a first burst: a 503, not a 504 later
+        (16, 8.0, 8.0, 120.0, True),  # 128 s of work ahead: a 503 now, not a 504 in two minutes
+        (14, 8.0, 12.0, 120.0, True),  # 112 s ahead fits, but not with its own first draft
     ],
 )
-def test_a_request_that_would_time_out_in_line_is_turned_away(ahead, mean_s, left_s, shed):
-    assert would_time_out(ahead, mean_s, left_s) is shed
+def test_a_request_that_would_time_out_in_line_is_turned_away(ahead, mean_s, need_s, left_s, shed):
+    assert would_time_out(ahead, mean_s, need_s, left_s) is shed
