@@ -169,15 +169,29 @@ def checkpoint_points(run_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def scored(row: dict[str, Any] | None, weights: str, examples: str) -> bool:
+    """Whether a curve row scored this checkpoint (adapter hash) on these examples (file hash)."""
+    return bool(row) and row.get("adapter_sha256") == weights and row.get("test_sha256") == examples
+
+
 def curve_rows(run_dir: Path, config: SweepConfig, rows: dict[str, Any]) -> dict[str, Any]:
     """Score every checkpoint of run_dir; each becomes a run folder of its own under curve/."""
+    from eval.references import file_sha256
     from train.report import read_metrics
 
     logs = read_metrics(run_dir / "metrics.jsonl")
-    for step, checkpoint in checkpoint_points(run_dir):
+    examples = file_sha256(config.test_file)
+    points = checkpoint_points(run_dir)
+    for gone in set(rows) - {str(step) for step, _ in points}:  # of an earlier training of the run
+        del rows[gone]
+    for step, checkpoint in points:
         key = str(step)
-        if key in rows and not config.rescore:
+        # A row is reused only for the same checkpoint on the same examples: a retrained run
+        # has checkpoints of the same steps, and a data change puts others in val.jsonl.
+        weights = file_sha256(checkpoint / "adapter_model.safetensors")
+        if not config.rescore and scored(rows.get(key), weights, examples):
             continue
+        rows.pop(key, None)
         point = run_dir / "curve" / f"step-{step}"
         adapter = point / "adapter"
         if adapter.exists():
@@ -194,6 +208,8 @@ def curve_rows(run_dir: Path, config: SweepConfig, rows: dict[str, Any]) -> dict
             "epoch": at_step[-1]["epoch"],
             "train_min": round(max(m["elapsed_s"] for m in at_step) / 60, 1),
             "val_loss": val_loss,
+            "adapter_sha256": weights,
+            "test_sha256": examples,
         } | quality(score(point, f"curve-{run_dir.name}-{step}", config))
         shutil.rmtree(point / "merged", ignore_errors=True)
     return rows

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from eval.references import file_sha256
-from eval.sweep import QUALITY, SweepConfig, cached, main
+from eval.sweep import QUALITY, SweepConfig, cached, curve_rows, main, scored
 
 
 def _run(root: Path, name: str, lr: float, step_f1: float) -> Path:
@@ -68,3 +68,22 @@ def test_rows_accumulate_across_calls_and_reuse_earlier_reports(tmp_path, capsys
     page = (tmp_path / "bench.md").read_text()
     assert "| a | 0.001 | 16/32 | 4 | 1.0 / 113 | 6.1 | 550 | 2.200 | 0.170 |" in page
     assert "| b | 0.002 |" in page and "| template (reference) |" in page
+
+
+def test_a_curve_row_is_reused_only_for_the_same_checkpoint_on_the_same_examples(tmp_path):
+    val = tmp_path / "val.jsonl"
+    val.write_text('{"id": "a"}\n', encoding="utf-8")
+    run = tmp_path / "run"
+    (run / "checkpoints" / "checkpoint-10").mkdir(parents=True)
+    weights = run / "checkpoints" / "checkpoint-10" / "adapter_model.safetensors"
+    weights.write_bytes(b"step ten")
+    (run / "metrics.jsonl").write_text(json.dumps({"step": 10, "epoch": 0.5, "elapsed_s": 60}) + "\n")
+    row = {"step": 10, "adapter_sha256": file_sha256(weights), "test_sha256": file_sha256(val)}
+    assert scored(row, file_sha256(weights), file_sha256(val))
+    assert not scored(row, "retrained", file_sha256(val))  # the run was trained again
+    assert not scored(row, file_sha256(weights), "other examples")  # val.jsonl changed
+    assert not scored(None, file_sha256(weights), file_sha256(val))
+    # A matching row is kept without scoring; a row of a step the run no longer has is dropped.
+    rows = {"10": row, "113": {"step": 113}}
+    kept = curve_rows(run, SweepConfig(curve="run", test_file=str(val)), rows)
+    assert kept == {"10": row}
