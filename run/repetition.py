@@ -14,7 +14,10 @@ The thresholds come from the authored answers in data/raw (516 procedures, 6,350
   character or two in a long item.
 - Loops. `looping` fires on the same word three times in a row, a 2-word n-gram three times, a
   3- to 10-word n-gram twice in a row, or a word of five or more letters twice with only spaces
-  between ("card card" is legal, "Profile Profile" is not). No gold item trips it. Looser rules do
+  between ("card card" is legal, "Profile Profile" is not). It also fires on 1 to 4 characters
+  repeated eight times in a row, inside a word or not ("ৰৰৰৰৰৰৰৰ", which grows as one endless
+  word that the word rules never see end); the longest such run in the gold is seven
+  ("<<<<<<<" of a merge conflict), then six ("000000"). No gold item trips it. Looser rules do
   (counted on the first 560 records):
   any word twice in a row ("2024-01-01", "sign-in in", "export; export") trips 28 gold items,
   a short word twice with a space between trips 4 ("vous vous", "sign-in in"), and any 3-gram
@@ -32,6 +35,9 @@ _WORD = re.compile(r"\w+")
 # (n-gram length, repeats in a row that make a loop); see the docstring for the gold counts
 _LOOPS = ((1, 3), (2, 3)) + tuple((n, 2) for n in range(3, 11))
 _DOUBLED = re.compile(r"\b(\w{5,})\s+(\1)\b", re.IGNORECASE)
+# 1 to 4 characters, then seven more copies of them, at the end of the text; see the docstring
+_RUN = re.compile(r"(.{1,4}?)\1{7,}\Z", re.DOTALL)
+_RUN_TAIL = 512  # characters searched for it: a run is caught while it grows, long before this
 
 
 # A leading enumerator ("1. ", "2) ", "- ", "• "): items that differ only by it are copies, as
@@ -66,8 +72,13 @@ def copied(item: str, earlier: list[str]) -> int | None:
 def looping(text: str) -> int | None:
     """Where a word loop at the end of `text` starts (a character offset), else None.
 
-    Only complete words count: the last word is ignored unless `text` ends after it.
+    Only complete words count: the last word is ignored unless `text` ends after it. A run of
+    the same 1 to 4 characters counts while it grows, even inside a word.
     """
+    tail = max(0, len(text) - _RUN_TAIL)
+    run = _RUN.search(text, tail)
+    if run is not None:
+        return run.start() + len(run.group(1))  # the first repeat, so one copy stays
     words = list(_WORD.finditer(text))
     if words and words[-1].end() == len(text):
         words.pop()  # may still grow

@@ -58,6 +58,10 @@ def test_copied_items(item, earlier, found):
         ("Tap Profile Profile", None),  # may still be "Profile Profiles"
         ("Select the card card number ", None),  # four letters: "vous vous" is French
         ('Go to "System" > "System Software" ', None),
+        ("স্টেপ" + "ৰ" * 8, 6),  # one letter looping inside a word that never ends
+        ("Tap " + "ab" * 8, 6),  # a two-letter unit eight times
+        ("Type <<<<<<< to find the conflict", None),  # seven, as in the gold: legal
+        ("Enter 000000", None),
     ],
 )
 def test_word_loops(text, start):
