@@ -143,7 +143,7 @@ def test_timeouts_return_an_error_and_leave_the_engine_usable(engine):
             late = engine.generate("mute a chat", None, timeout_s=5)
             waited = time.monotonic() - begun
         assert late.status == "busy" and "too little" in late.error and late.retry_after_s >= 1
-        assert 2.5 < waited < 4.5
+        assert 2.5 < waited < 4.8  # not at the 5 s deadline
     finally:
         engine._times = measured
     cut = engine.generate("list my devices", None, grammar=False, selfcheck=False, timeout_s=0.01)
