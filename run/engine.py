@@ -308,7 +308,7 @@ class Engine:
         # (read again at each turn of the line, as the estimate moves): it could only end in a 504
         # after holding its place, where a 503 with Retry-After tells its client when to come back.
         try:
-            acquired = self._lock.acquire(until=lambda: deadline - self._times.need_s)
+            acquired = self._lock.acquire(until=lambda: deadline - times.need_s)
         except QueueFullError as e:
             return Result(
                 None, "busy", f"{e}; retry later", retry_after_s=self.retry_after(e.waiting), **base
@@ -317,7 +317,7 @@ class Engine:
             limit = timeout_s or self.config.timeout_s
             late = (
                 f"too little of the {limit:.0f} s timeout is left after the line to write an answer"
-                f" (a first draft takes up to {self._times.need_s:.0f} s)"
+                f" (a first draft takes up to {times.need_s:.0f} s)"
             )
             retry = self.retry_after(self._lock.waiting)
             return Result(None, "busy", f"{late}; retry later", retry_after_s=retry, **base)
@@ -331,7 +331,7 @@ class Engine:
             result = self._rounds(messages, context, grammar, checks, stream, limits, drafting, drafts)
         finally:
             # Measured before the lock passes on, so the next in line judges by it.
-            self._times.add(time.monotonic() - held_from, drafts[0] if drafts else None)
+            times.add(time.monotonic() - held_from, drafts[0] if drafts else None)
             self._lock.release()
         held = result.output
         result.output, result.output_redactions = mask_output(held, region)
