@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from data.schema import load_schema
 from run.boundary import InputError
 from run.engine import Engine
-from run.openai_api import STATUS, add_routes, error_body, retry_headers
+from run.openai_api import STATUS, TicketHeader, add_routes, error_body, retry_headers
 
 OPENAI_PATHS = ("/v1/chat/", "/v1/models")
 
@@ -250,7 +250,7 @@ def create_app(
             504: {"model": ErrorResponse},
         },
     )
-    def procedures(request: ProcedureRequest) -> Any:
+    def procedures(request: ProcedureRequest, response: Response, ticket: TicketHeader = None) -> Any:
         context = request.context.model_dump(exclude_none=True) if request.context else None
         try:
             result = engine.generate(
@@ -259,6 +259,7 @@ def create_app(
                 max_tokens=max_tokens,
                 timeout_s=timeout_s,
                 adapter=request.adapter,
+                ticket=ticket,
             )
         except InputError as e:
             return JSONResponse(status_code=422, content={"message": str(e)})
@@ -269,6 +270,7 @@ def create_app(
             content = {"message": f"{result.status}: {result.error}"}
             status = STATUS.get(result.status, 500)
             return JSONResponse(status_code=status, content=content, headers=retry_headers(result))
+        response.headers.update(retry_headers(result) or {})
         body = result.to_dict()
         return ProcedureResponse(json_text=result.json, **{k: body[k] for k in _RESPONSE_KEYS})
 

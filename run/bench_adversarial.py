@@ -29,6 +29,7 @@ from data.settings import dump_config, option, parse_config, user_errors
 from run.adversarial import Case, cases
 from run.bench import _pct
 from run.config import EngineConfig, engine_config
+from run.queue import Tickets
 
 # A client retries a 503 up to 40 times, waiting what Retry-After says but at most 30 s: on 2
 # cores a full line drains in a few minutes, so every case still gets its answer.
@@ -48,29 +49,33 @@ class AdversarialConfig(EngineConfig):
     doc: str = option("docs/benchmarks.md", "the Markdown file whose adversarial section is rewritten")
 
 
-def _once(port: int, case: Case, timeout_s: float) -> tuple[int | None, str, str | None]:
+def _once(port: int, case: Case, timeout_s: float, ticket: str | None) -> tuple[int | None, str, dict]:
     try:
         conn = HTTPConnection("127.0.0.1", port, timeout=timeout_s)
         headers = {**case.headers, "Content-Length": str(len(case.body))}
+        if ticket:
+            headers[Tickets.HEADER] = ticket
         conn.request(case.method, case.path, case.body or None, headers)
         response = conn.getresponse()
-        raw, status, retry = response.read(), response.status, response.getheader("Retry-After")
+        raw, status = response.read(), response.status
+        got = {"retry": response.getheader("Retry-After"), "ticket": response.getheader(Tickets.HEADER)}
         conn.close()
     except OSError as e:  # a lost request: no answer at all
-        return None, type(e).__name__, None
-    return status, raw.decode("utf-8", "replace"), retry
+        return None, type(e).__name__, {}
+    return status, raw.decode("utf-8", "replace"), got
 
 
 def send(port: int, case: Case, timeout_s: float, retries: int = MAX_RETRIES) -> dict[str, Any]:
-    """One case over HTTP, retried after a 503 as its Retry-After says (a polite client does);
-    the final status, the parsed body (or None), the 503s on the way and the wall time."""
-    start, busy = time.monotonic(), 0
+    """One case over HTTP, retried after a 503 as its Retry-After says, with the ticket the 503
+    gave, so it keeps its place in line (a polite client does both); the final status, the
+    parsed body (or None), the 503s on the way and the wall time."""
+    start, busy, ticket = time.monotonic(), 0, None
     while True:
-        status, text, retry = _once(port, case, timeout_s)
-        if status != 503 or not retry or busy >= retries:
+        status, text, got = _once(port, case, timeout_s, ticket)
+        if status != 503 or not got.get("retry") or busy >= retries:
             break
-        busy += 1
-        time.sleep(min(float(retry), RETRY_CAP_S))
+        busy, ticket = busy + 1, got.get("ticket")
+        time.sleep(min(float(got["retry"]), RETRY_CAP_S))
     try:
         body = json.loads(text) if status is not None else None
     except ValueError:

@@ -44,7 +44,7 @@ from run.constraint import (
     tighter,
 )
 from run.decoder import Decoder, Sampling
-from run.queue import FifoLock, QueueFullError, ServiceTimes, would_time_out
+from run.queue import FifoLock, QueueFullError, ServiceTimes, Tickets, would_time_out
 
 Status = Literal["ok", "invalid", "timeout", "budget", "busy"]
 Stream = Callable[[int, str], None]
@@ -134,6 +134,8 @@ class Result:
     adapter: str | None = None  # the LoRA adapter that answered; None: the model alone
     safety_rule: str | None = None  # the safety rule that refused, "category#index (where)"
     retry_after_s: int | None = None  # with status "busy": when the line should have room again
+    ticket: str | None = None  # with status "busy": brought back, it keeps this request's place
+    ticket_ignored: str | None = None  # why a ticket the request brought was not honoured
     prompt_tokens: int = 0  # of the first draft's prompt; 0 when the safety rules answered
 
     @property
@@ -230,10 +232,38 @@ class Engine:
         # Recent seconds with the model, for admission, leaving the line and Retry-After; a
         # quarter of the timeout stands in until the first request has finished.
         self._times = ServiceTimes(prior_s=self.config.timeout_s / 4)
+        self._tickets = Tickets()
 
     def retry_after(self, waiting: int) -> int:
         """Seconds until the requests ahead are likely served (at least 1)."""
         return max(1, round((waiting + 1) * self._times.mean_s))
+
+    def _enter(self, place: int, deadline: float, limit: float, base: dict[str, Any]) -> Result | None:
+        """Take the model for the request at this place in line: None once it holds the lock,
+        else the "busy" Result, with Retry-After and a ticket that keeps the place."""
+        ahead, times = self._lock.ahead_of(place), self._times
+        if would_time_out(ahead, times.mean_s, times.need_s, deadline - time.monotonic()):
+            why = (
+                f"{ahead} requests are ahead, about {ahead * times.mean_s:.0f} s of work, and a first"
+                f" draft takes up to {times.need_s:.0f} s: past the timeout"
+            )
+            retry = self.retry_after(ahead - 1)
+        else:
+            # A request leaves the line once less time is left than a first draft has needed
+            # lately (read again at each turn of the line, as the estimate moves): it could only
+            # end in a 504 after holding its place, where a 503 tells its client when to come back.
+            try:
+                if self._lock.acquire(until=lambda: deadline - times.need_s, place=place):
+                    return None
+                why = (
+                    f"too little of the {limit:.0f} s timeout is left after the line to write an"
+                    f" answer (a first draft takes up to {times.need_s:.0f} s)"
+                )
+                retry = self.retry_after(self._lock.ahead_of(place) - 1)
+            except QueueFullError as e:
+                why, retry = str(e), self.retry_after(e.waiting)
+        ticket = self._tickets.issue(place)
+        return Result(None, "busy", f"{why}; retry later", retry_after_s=retry, ticket=ticket, **base)
 
     def close(self) -> None:
         """Free the model."""
@@ -253,20 +283,24 @@ class Engine:
         temperature: float | None = None,
         revise: bool = True,
         adapter: str | None = None,
+        ticket: str | None = None,
     ) -> Result:
         """Answer one intent. `stream(round, text)` receives tokens as they are decoded.
 
         grammar=False and selfcheck=False are for ablations; timeout_s, max_tokens and
         temperature override the config for this call. revise=False checks the first draft but
         never rewrites it (a streamed answer: its text has been sent). `adapter` names a loaded
-        adapter; None picks one by the context's domain (run/adapters.py). Raises InputError on
-        input the schema rejects or an adapter that is not loaded; every other failure is a Result
-        with output=None, a status and an error.
+        adapter; None picks one by the context's domain (run/adapters.py). `ticket`: what an
+        earlier "busy" Result gave this request, so it goes in line by its first arrival. Raises
+        InputError on input the schema rejects, an adapter that is not loaded or a ticket that is
+        not in the format; every other failure is a Result with output=None, a status and an error.
         """
         start = time.monotonic()
         deadline = start + (timeout_s or self.config.timeout_s)
         check_input(intent, context)
         chosen = self.adapters.choose(adapter, context)
+        # Claimed first, so a ticket not in the format is a 422 whatever else the request holds.
+        place, ignored = self._tickets.claim(ticket) if ticket else (None, None)
         intent, context, stripped = clean_input(intent, context)
         counts: Counter = Counter()
         region = region_of(context)
@@ -280,6 +314,7 @@ class Engine:
             "model": self.model_path.name,
             "adapter": chosen,
             "selfcheck": SelfCheckReport(enabled=selfcheck),
+            "ticket_ignored": ignored,
         }
         decision = safety.decide(intent, context)
         if decision is not None:
@@ -295,32 +330,10 @@ class Engine:
         problem = self._fit(first, max_tokens or self.config.max_tokens, grammar)[2]
         if problem:
             return Result(None, "budget", problem, latency_s=time.monotonic() - start, **base)
-        ahead, times = self._lock.ahead, self._times
-        if would_time_out(ahead, times.mean_s, times.need_s, deadline - time.monotonic()):
-            wait = (
-                f"{ahead} requests are ahead, about {ahead * times.mean_s:.0f} s of work, and a first"
-                f" draft takes up to {times.need_s:.0f} s: past the timeout"
-            )
-            return Result(
-                None, "busy", f"{wait}; retry later", retry_after_s=self.retry_after(ahead - 1), **base
-            )
-        # A request leaves the line once less time is left than a first draft has needed lately
-        # (read again at each turn of the line, as the estimate moves): it could only end in a 504
-        # after holding its place, where a 503 with Retry-After tells its client when to come back.
-        try:
-            acquired = self._lock.acquire(until=lambda: deadline - times.need_s)
-        except QueueFullError as e:
-            return Result(
-                None, "busy", f"{e}; retry later", retry_after_s=self.retry_after(e.waiting), **base
-            )
-        if not acquired:
-            limit = timeout_s or self.config.timeout_s
-            late = (
-                f"too little of the {limit:.0f} s timeout is left after the line to write an answer"
-                f" (a first draft takes up to {times.need_s:.0f} s)"
-            )
-            retry = self.retry_after(self._lock.waiting)
-            return Result(None, "busy", f"{late}; retry later", retry_after_s=retry, **base)
+        place = self._lock.arrival() if place is None else place
+        refused = self._enter(place, deadline, timeout_s or self.config.timeout_s, base)
+        if refused is not None:
+            return refused
         held_from, drafts = time.monotonic(), []
         try:
             self.adapters.activate(chosen)
@@ -331,7 +344,7 @@ class Engine:
             result = self._rounds(messages, context, grammar, checks, stream, limits, drafting, drafts)
         finally:
             # Measured before the lock passes on, so the next in line judges by it.
-            times.add(time.monotonic() - held_from, drafts[0] if drafts else None)
+            self._times.add(time.monotonic() - held_from, drafts[0] if drafts else None)
             self._lock.release()
         held = result.output
         result.output, result.output_redactions = mask_output(held, region)

@@ -33,7 +33,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Header, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -41,14 +41,31 @@ from data.redact import redact, region_of
 from data.schema import definition, load_schema
 from run.boundary import InputError
 from run.engine import Engine, Result
+from run.queue import TicketError, Tickets
 
 # The HTTP status of each failed Result, on this route and on /v1/procedures (run/api.py).
 STATUS = {"timeout": 504, "budget": 422, "invalid": 502, "busy": 503}
 
 
 def retry_headers(result: Result) -> dict[str, str] | None:
-    """Retry-After for a request turned away under load (status busy), else None."""
-    return {"Retry-After": str(result.retry_after_s)} if result.retry_after_s else None
+    """For a request turned away under load (status busy): Retry-After, and the ticket that
+    keeps its place when the retry brings it back in `Stepsmith-Ticket`. For one whose ticket
+    was not honoured: why, in `Stepsmith-Ticket-Ignored`. Else None."""
+    headers = {}
+    if result.retry_after_s:
+        headers["Retry-After"] = str(result.retry_after_s)
+    if result.ticket:
+        headers[Tickets.HEADER] = result.ticket
+    if result.ticket_ignored:
+        headers[f"{Tickets.HEADER}-Ignored"] = result.ticket_ignored
+    return headers or None
+
+
+# The header a retry sends its ticket back in (optional: without it, a request is a new arrival).
+TicketHeader = Annotated[
+    str | None,
+    Header(alias=Tickets.HEADER, description="the ticket of an earlier 503, to keep that request's place"),
+]
 
 
 class TextPart(BaseModel):
@@ -325,7 +342,7 @@ def add_routes(app: FastAPI, engine: Engine, *, max_tokens: int | None, timeout_
         return definition("output")
 
     @app.post("/v1/chat/completions", summary="OpenAI-compatible: the procedure JSON as the reply")
-    def chat(request: ChatRequest) -> Any:
+    def chat(request: ChatRequest, response: Response, ticket: TicketHeader = None) -> Any:
         try:
             adapter = read_model(engine, request.model)
             check_format(request.response_format)
@@ -338,19 +355,26 @@ def add_routes(app: FastAPI, engine: Engine, *, max_tokens: int | None, timeout_
             "timeout_s": timeout_s,
             "temperature": request.temperature,
             "adapter": adapter,
+            "ticket": ticket,
         }
         if request.stream:
             return _stream(engine, intent, context, options, request, ignored)
         try:
             result = engine.generate(intent, context, **options)
         except InputError as e:
-            return error_response(422, str(e), "messages")
+            return error_response(422, str(e), Tickets.HEADER if isinstance(e, TicketError) else "messages")
         if not result.ok:
-            status = STATUS.get(result.status, 500)
-            response = error_response(status, f"{result.status}: {result.error}", None, result.status)
-            response.headers.update(retry_headers(result) or {})
-            return response
+            return _failed(result)
+        response.headers.update(retry_headers(result) or {})
         return completion(result, model_id(engine), ignored)
+
+
+def _failed(result: Result) -> JSONResponse:
+    """The error response of a failed Result: its status, message and headers."""
+    status = STATUS.get(result.status, 500)
+    response = error_response(status, f"{result.status}: {result.error}", None, result.status)
+    response.headers.update(retry_headers(result) or {})
+    return response
 
 
 def _stream(engine: Engine, intent: str, context, options: dict, request: ChatRequest, ignored: list[str]):
@@ -358,7 +382,10 @@ def _stream(engine: Engine, intent: str, context, options: dict, request: ChatRe
     streamer = _Streamer(engine, intent, context, options)
     first = streamer.events.get()
     if first[0] == "input":
-        return error_response(422, str(first[1]), "messages")
+        where = Tickets.HEADER if isinstance(first[1], TicketError) else "messages"
+        return error_response(422, str(first[1]), where)
+    if first[0] == "done" and not first[1].ok:  # turned away or failed before a token: its status
+        return _failed(first[1])
     base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": model_id(engine)}
     include = bool(request.stream_options and request.stream_options.include_usage)
     body: Iterator[str] = stream_events(streamer, first, base, ignored, include)

@@ -123,6 +123,35 @@ def test_a_request_that_cannot_be_served_in_time_leaves_the_line_with_a_503(engi
     assert "retry later" in response.json()["message"]
 
 
+def test_a_503_gives_a_ticket_that_its_retry_brings_back_once(engine, client):
+    from fastapi.testclient import TestClient
+
+    from run.api import create_app
+
+    with TestClient(create_app(engine, ui=False, timeout_s=0.2)) as impatient, engine._lock:
+        turned_away = impatient.post("/v1/procedures", json={"intent": "mute a chat"})
+    ticket = turned_away.headers["stepsmith-ticket"]
+    body = {"intent": "mute a chat"}
+    retry = client.post("/v1/procedures", json=body, headers={"Stepsmith-Ticket": ticket})
+    assert retry.status_code == 200 and "stepsmith-ticket-ignored" not in retry.headers
+    again = client.post("/v1/procedures", json=body, headers={"Stepsmith-Ticket": ticket})
+    assert again.status_code == 200  # served as a new arrival, and told why
+    assert "in line or was served" in again.headers["stepsmith-ticket-ignored"]
+
+
+@pytest.mark.parametrize("path", ["/v1/procedures", "/v1/chat/completions"])
+def test_a_ticket_not_in_the_format_is_a_422_naming_the_header(engine, client, path):
+    forged = "0.0.<script>"
+    body = (
+        {"intent": "mute a chat"}
+        if path == "/v1/procedures"
+        else {"model": engine.model_path.stem, "messages": [{"role": "user", "content": "mute a chat"}]}
+    )
+    response = client.post(path, json=body, headers={"Stepsmith-Ticket": forged})
+    assert response.status_code == 422 and forged not in response.text
+    assert "Stepsmith-Ticket header is not a ticket" in response.text
+
+
 def test_openapi_documents_the_api_with_fields_from_the_schema(client):
     spec = client.get("/openapi.json").json()
     assert set(spec["paths"]) == {

@@ -146,3 +146,20 @@ def test_clear_errors_reach_the_client(client, model_name):
         )
     with pytest.raises(openai.UnprocessableEntityError, match="blank"):
         client.chat.completions.create(model=model_name, messages=[{"role": "user", "content": "\u200b "}])
+
+
+@pytest.mark.model
+def test_a_stream_turned_away_before_its_first_token_gets_a_503_with_its_ticket(engine, model_name):
+    openai = pytest.importorskip("openai")
+    from run.api import create_app
+    from run.serve import in_background
+
+    with in_background(create_app(engine, ui=False, timeout_s=0.2)) as port, engine._lock:
+        impatient = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0)
+        with pytest.raises(openai.APIStatusError, match="retry later") as turned_away:
+            impatient.chat.completions.create(
+                model=model_name, messages=[{"role": "user", "content": "mute a chat"}], stream=True
+            )
+    response = turned_away.value.response
+    assert response.status_code == 503 and int(response.headers["retry-after"]) >= 1
+    assert response.headers["stepsmith-ticket"].count(".") == 2
