@@ -362,11 +362,16 @@ def add_routes(app: FastAPI, engine: Engine, *, max_tokens: int | None, timeout_
         try:
             result = engine.generate(intent, context, **options)
         except InputError as e:
-            return error_response(422, str(e), Tickets.HEADER if isinstance(e, TicketError) else "messages")
+            return _bad_input(e)
         if not result.ok:
             return _failed(result)
         response.headers.update(retry_headers(result) or {})
         return completion(result, model_id(engine), ignored)
+
+
+def _bad_input(e: InputError) -> JSONResponse:
+    """The 422 of input the engine rejects, naming the ticket header or the messages."""
+    return error_response(422, str(e), Tickets.HEADER if isinstance(e, TicketError) else "messages")
 
 
 def _failed(result: Result) -> JSONResponse:
@@ -382,8 +387,7 @@ def _stream(engine: Engine, intent: str, context, options: dict, request: ChatRe
     streamer = _Streamer(engine, intent, context, options)
     first = streamer.events.get()
     if first[0] == "input":
-        where = Tickets.HEADER if isinstance(first[1], TicketError) else "messages"
-        return error_response(422, str(first[1]), where)
+        return _bad_input(first[1])
     if first[0] == "done" and not first[1].ok:  # turned away or failed before a token: its status
         return _failed(first[1])
     base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": model_id(engine)}

@@ -4,6 +4,8 @@ id / local folder."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from data.embedded import MissingModelError, gemma3_gguf, load_gguf_tokenizer, smollm2_gguf
@@ -72,35 +74,35 @@ def embedded_gemma3(cache: Path = BASE_CACHE) -> Path:
         gguf = gemma3_gguf(cache / gguf_name("gemma-3-270m", "q4_k_m"))
     except MissingModelError as e:
         raise BaseModelError(str(e)) from None
-    return _convert(gguf, target, gemma3_tokenizer(gguf), extra=lambda folder: write_spm_model(gguf, folder))
+    with tempfile.TemporaryDirectory() as folder:
+        spm = write_spm_model(gguf, Path(folder))
+        return _convert(gguf, target, gemma3_tokenizer(spm), also=(spm,))
 
 
-def gemma3_tokenizer(gguf: Path):
-    """Gemma's transformers tokenizer, built from the SentencePiece model rebuilt from the GGUF.
+def gemma3_tokenizer(spm: Path):
+    """Gemma's transformers tokenizer, built from the SentencePiece model rebuilt from the GGUF
+    (`write_spm_model`; its folder gets the tokenizer_config.json it is read with).
 
     Not transformers' own GGUF tokenizer: for Gemma 3 (5.17) it has no merges and splits words
     into single characters. Built from tokenizer.model, it splits as llama.cpp does
     (tests/train/test_train_gemma.py).
     """
     import json
-    import tempfile
 
     from transformers import AutoTokenizer
 
-    with tempfile.TemporaryDirectory() as folder:
-        write_spm_model(gguf, Path(folder))
-        specials = {"bos_token": "<bos>", "eos_token": GEMMA_EOS, "pad_token": "<pad>", "unk_token": "<unk>"}
-        # BOS as the original GGUF has it: llama.cpp and Ollama add it to a prompt themselves
-        # (GEMMA_TEMPLATE writes it too; the trainer and the engine tokenize without adding it).
-        config = {
-            "tokenizer_class": "GemmaTokenizer",
-            "add_bos_token": True,
-            "add_eos_token": False,
-            **specials,
-        }
-        (Path(folder) / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-    tokenizer.init_kwargs.pop("vocab_file", None)  # the folder is gone; tokenizer.json holds it all
+    specials = {"bos_token": "<bos>", "eos_token": GEMMA_EOS, "pad_token": "<pad>", "unk_token": "<unk>"}
+    # BOS as the original GGUF has it: llama.cpp and Ollama add it to a prompt themselves
+    # (GEMMA_TEMPLATE writes it too; the trainer and the engine tokenize without adding it).
+    config = {
+        "tokenizer_class": "GemmaTokenizer",
+        "add_bos_token": True,
+        "add_eos_token": False,
+        **specials,
+    }
+    (spm.parent / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+    tokenizer = AutoTokenizer.from_pretrained(spm.parent)
+    tokenizer.init_kwargs.pop("vocab_file", None)  # a temporary folder; tokenizer.json holds it all
     tokenizer.chat_template = GEMMA_TEMPLATE
     return tokenizer
 
@@ -153,8 +155,9 @@ def write_spm_model(gguf: Path, folder: Path) -> Path:
     return path
 
 
-def _convert(gguf: Path, target: Path, tokenizer, extra=None) -> Path:
-    """The GGUF's model as an HF safetensors folder at `target`, with this tokenizer."""
+def _convert(gguf: Path, target: Path, tokenizer, also: tuple[Path, ...] = ()) -> Path:
+    """The GGUF's model as an HF safetensors folder at `target`, with this tokenizer and the
+    files `also` names copied in."""
     print(f"base: converting {gguf.name} to safetensors under {target} (once; ~10 s)", flush=True)
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -174,8 +177,8 @@ def _convert(gguf: Path, target: Path, tokenizer, extra=None) -> Path:
     partial = target.with_name(target.name + ".partial")
     model.save_pretrained(partial, safe_serialization=True)
     tokenizer.save_pretrained(partial)
-    if extra:
-        extra(partial)
+    for path in also:
+        shutil.copyfile(path, partial / path.name)
     partial.rename(target)
     print(f"base: wrote {target}", flush=True)
     return target
