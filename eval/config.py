@@ -43,7 +43,7 @@ class EvalConfig:
     repeat_penalty: float = option(0.0, "llama.cpp repetition penalty for model systems; 0 keeps serving's")
     temperature: float = option(0.0, "sampling temperature for model systems; 0 keeps serving's greedy")
     selfcheck_rounds: int = option(2, "K: self-check revisions after the first draft (serving's default)")
-    threads: int = option(0, "CPU threads for llama.cpp; 0 means all cores")
+    threads: int = option(0, "CPU threads for llama.cpp; 0 takes one per physical core (serving's)")
     # 0 keeps serving's 120 s: without the grammar a model that never writes end-of-sequence would
     # otherwise decode the whole budget (10 minutes for 7168 tokens on 2 cores).
     timeout_s: float = option(0.0, "per-example generation limit in seconds; 0 keeps serving's (120)")

@@ -30,7 +30,7 @@ class ForgettingConfig:
         ["base", str(paths.run_dir(paths.DEFAULT_RUN))], "model specs, as --model of eval"
     )
     max_tokens: int = option(48, "tokens per answer")
-    threads: int = option(0, "CPU threads for llama.cpp; 0 lets llama-cpp-python choose")
+    threads: int = option(0, "CPU threads for llama.cpp; 0 takes one per physical core (serving's)")
     doc: str = option("docs/benchmarks.md", "benchmarks page to update")
 
 
@@ -47,7 +47,9 @@ def passes(answer: str, expect: list[str]) -> bool:
 def answer_all(gguf: Path, probes: list[dict[str, Any]], config: ForgettingConfig) -> list[dict[str, Any]]:
     from llama_cpp import Llama
 
-    llm = Llama(str(gguf), n_ctx=512, n_threads=config.threads or None, verbose=False, seed=13)
+    from run.config import physical_cores
+
+    llm = Llama(str(gguf), n_ctx=512, n_threads=config.threads or physical_cores(), verbose=False, seed=13)
     try:
         rows = []
         for probe in probes:

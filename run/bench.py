@@ -134,6 +134,31 @@ def decode_speed(
     return out
 
 
+def thread_speed(engine: Any, max_tokens: int, rounds: int = 2) -> dict[str, Any]:
+    """Our decoder at one llama.cpp thread against the engine's own count, on the same prompts.
+
+    The two alternate prompt by prompt on one model (`llama_set_n_threads` between answers), so
+    the ratio is measured within one run; self-check off. The engine's count is put back.
+    """
+    import llama_cpp
+
+    own = engine.llama.n_threads
+    counts = sorted({1, own})
+    totals = {n: {"tokens": 0, "seconds": 0.0} for n in counts}
+    try:
+        for r in range(rounds):
+            for i, (intent, context) in enumerate(PROMPTS):
+                for n in counts if (r + i) % 2 == 0 else counts[::-1]:
+                    llama_cpp.llama_set_n_threads(engine.llama.ctx, n, engine.llama.n_threads_batch)
+                    result = engine.generate(intent, context, selfcheck=False, max_tokens=max_tokens)
+                    totals[n]["tokens"] += result.tokens
+                    totals[n]["seconds"] += result.decode_s
+    finally:
+        llama_cpp.llama_set_n_threads(engine.llama.ctx, own, engine.llama.n_threads_batch)
+    speed = {n: round(t["tokens"] / t["seconds"], 1) for n, t in totals.items()}
+    return {"threads": own, "tok_s": speed, "ratio": round(speed[own] / speed[1], 3)}
+
+
 def latency(engine: Any, max_tokens: int) -> dict[str, Any]:
     """End-to-end latency of `generate` with grammar and self-check on, over the prompts."""
     times, valid = [], 0
@@ -221,6 +246,7 @@ def bench(
         "model": engine.model_path.name,
         "versions": {"llama_cpp_python": llama_cpp.__version__, "python": platform.python_version()},
         "decode": decode_speed(engine, decode_max_tokens, rounds, plain_max_tokens),
+        "threads": thread_speed(engine, decode_max_tokens, rounds),
         "latency": latency(engine, decode_max_tokens),
         "load": load(engine, clients, requests, load_max_tokens, load_seconds),
     }
@@ -228,7 +254,7 @@ def bench(
 
 def markdown(results: dict[str, Any]) -> str:
     """The docs/benchmarks.md section for `results`."""
-    d, lat, ld = results["decode"], results["latency"], results["load"]
+    d, lat, ld, th = results["decode"], results["latency"], results["load"], results["threads"]
     rolled = d["rollbacks"].items()
     return "\n".join(
         [
@@ -260,6 +286,8 @@ def markdown(results: dict[str, Any]) -> str:
             f"| tokens forced by the grammar (jump-forward) | {d['forced_share']:.1%} |",
             f"| mask time per sampled token, p50 / p99 | {d['mask_us']['p50']} µs / {d['mask_us']['p99']} µs "
             f"({d['mask_us']['n']} tokens) |",
+            f"| our decoder at {th['threads']} thread(s) / at 1 thread (same prompts, alternating) | "
+            f"{th['ratio']} ({th['tok_s'][th['threads']]} / {th['tok_s'][1]} tok/s) |",
             f"| repetition rollbacks | {', '.join(f'{k} {v}' for k, v in sorted(rolled)) or 'none'} |",
             f"| end-to-end latency p50 / p95 (our decoder + self-check, {lat['n']} prompts) | "
             f"{lat['p50_s']} s / {lat['p95_s']} s |",

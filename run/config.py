@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from data.paths import DEFAULT_QUANT, DEFAULT_RUN
@@ -12,6 +14,25 @@ from data.settings import ConfigError, option
 
 # N for the max_steps rule: the schema's own limit unless a stricter one is asked for.
 SCHEMA_MAX_STEPS = load_schema()["$defs"]["procedure"]["properties"]["steps"]["maxItems"]
+
+
+def physical_cores() -> int:
+    """Physical cores among the CPUs this process may run on (one per core, not per hyperthread).
+
+    Read from Linux's CPU topology; elsewhere half the logical CPUs, llama-cpp-python's guess.
+    """
+    try:
+        cpus = os.sched_getaffinity(0)
+    except AttributeError:  # no affinity call (macOS, Windows)
+        return max((os.cpu_count() or 2) // 2, 1)
+    cores = set()
+    for cpu in cpus:
+        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            cores.add(((topology / "physical_package_id").read_text(), (topology / "core_id").read_text()))
+        except OSError:  # no topology (some containers): count the CPU as a core
+            cores.add((str(cpu), ""))
+    return max(len(cores), 1)
 
 
 @dataclass
@@ -27,8 +48,9 @@ class EngineConfig:
     # for the loosest bounds that the token budget allows.
     n_ctx: int = option(8192, "context window in tokens (prompt plus answer)")
     # llama.cpp threads spin while they wait for each other, so more threads than free cores is
-    # much slower, not faster: 0 keeps llama-cpp-python's default of half the logical CPUs.
-    threads: int = option(0, "CPU threads for llama.cpp; 0 lets llama-cpp-python choose (half the CPUs)")
+    # much slower, not faster; 0 takes one per physical core (`physical_cores`), as llama.cpp's
+    # own CLI does, where llama-cpp-python would take half the logical CPUs: one of two cores.
+    threads: int = option(0, "CPU threads for llama.cpp; 0 takes one per physical core this process may use")
     # 7168 = 8192 minus ~1,000 tokens of prompt: enough for every schema item count with
     # strings at half the schema's maxLength (see run/constraint.py).
     max_tokens: int = option(

@@ -33,7 +33,7 @@ from data.settings import UserError
 from run import safety, selfcheck
 from run.adapters import Adapters
 from run.boundary import check_input, clean_input, mask_output, parse_answer
-from run.config import EngineConfig
+from run.config import EngineConfig, physical_cores
 from run.constraint import (
     Bounds,
     Constraint,
@@ -208,7 +208,7 @@ class Engine:
         self.llama = Llama(
             model_path=str(self.model_path),
             n_ctx=self.config.n_ctx,
-            n_threads=self.config.threads or None,
+            n_threads=self.config.threads or physical_cores(),
             seed=self.config.seed,
             verbose=False,
         )

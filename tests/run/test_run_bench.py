@@ -30,6 +30,7 @@ def test_markdown_reports_every_figure():
             "mask_us": {"p50": 410, "p99": 1500, "n": 90}, "rollbacks": {"item": 3},
             "rounds": 2, "prompts": 6, "max_tokens": 7168, "plain_max_tokens": 512,
         },
+        "threads": {"threads": 2, "tok_s": {1: 40.0, 2: 46.0}, "ratio": 1.15},
         "latency": {"n": 6, "valid": 6, "p50_s": 1.5, "p95_s": 3.25},
         "load": {
             "clients": 8, "planned": 200, "sent": 200, "failed": 0, "wall_s": 100.0,
@@ -49,6 +50,7 @@ def test_markdown_reports_every_figure():
         "| 55.0 tok/s (110 tokens) |",
         "410 µs / 1500 µs (90 tokens)",
         "| item 3 |",
+        "| our decoder at 2 thread(s) / at 1 thread (same prompts, alternating) | 1.15 (46.0 / 40.0 tok/s) |",
         "1.5 s / 3.25 s",
         "| 2.0 req/s",
         "| failed requests | 0 |",
@@ -73,3 +75,16 @@ def test_a_small_load_test_on_loopback_loses_nothing(engine):
     result = load(engine, clients=2, requests=2, max_tokens=160, seconds=600)
     assert result["sent"] == result["planned"] == 4
     assert result["failed"] == 0
+
+
+@pytest.mark.model
+def test_thread_speed_compares_one_thread_with_the_engines_count_and_puts_it_back(engine):
+    import llama_cpp
+
+    from run.bench import thread_speed
+
+    own = engine.llama.n_threads
+    result = thread_speed(engine, max_tokens=160, rounds=1)
+    assert result["threads"] == own and set(result["tok_s"]) == {1, own}
+    assert all(speed > 0 for speed in result["tok_s"].values()) and result["ratio"] > 0
+    assert llama_cpp.llama_n_threads(engine.llama.ctx) == own

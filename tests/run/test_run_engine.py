@@ -329,3 +329,27 @@ def test_a_budget_too_small_for_any_answer_is_known_before_the_line(engine):
         engine._lock.release()
     # after the line it would have waited out its 5 s and come back as a timeout
     assert result.status == "budget" and "shortest answer needs" in result.error
+
+
+def test_physical_cores_counts_cores_not_hyperthreads():
+    import os
+
+    from run.config import physical_cores
+
+    cpus = os.sched_getaffinity(0)
+    siblings = set()
+    for cpu in cpus:
+        try:
+            with open(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list") as f:
+                siblings.add(f.read().strip())
+        except OSError:
+            siblings.add(str(cpu))
+    # One core per distinct set of hyperthread siblings (siblings outside the affinity included).
+    assert physical_cores() == len(siblings)
+
+
+@pytest.mark.model
+def test_threads_zero_takes_one_per_physical_core(engine):
+    from run.config import physical_cores
+
+    assert engine.config.threads == 0 and engine.llama.n_threads == physical_cores()
