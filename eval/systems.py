@@ -12,6 +12,8 @@ self-check as in serving; ablations turn the grammar or the self-check off per c
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -164,7 +166,8 @@ class EngineSystem:
 
     @property
     def fingerprint(self) -> str:
-        """What a cached answer depends on: the model file and every generation setting."""
+        """What a cached answer depends on: the model file, every generation setting, and the code
+        that answers (a decoder change must not reuse the answers of the decoder before it)."""
         import dataclasses
 
         from run.config import EngineConfig
@@ -176,7 +179,8 @@ class EngineSystem:
         for spec in self.settings.get("adapter", []):  # an adapter file rewritten is a new system
             adapter = Path(spec.partition("=")[2])
             model += f":{spec}:{adapter.stat().st_size}:{adapter.stat().st_mtime_ns}"
-        return f"{model}:{knobs}:grammar={self.grammar}:selfcheck={self.selfcheck}:by_domain={self.by_domain}"
+        flags = f"grammar={self.grammar}:selfcheck={self.selfcheck}:by_domain={self.by_domain}"
+        return f"{model}:{knobs}:{flags}:code={_engine_code()}"
 
     def _load(self):
         if self._engine is None:  # loaded on first use: a fully cached run loads no model
@@ -243,3 +247,17 @@ def build(
     for feature in ablate:
         settings = {**settings, **_ABLATED_SETTINGS.get(feature, {})}
     return EngineSystem(resolve_gguf(spec), settings, "grammar" not in ablate, "selfcheck" not in ablate)
+
+
+_ROOT = Path(__file__).resolve().parent.parent  # the project's checkout
+
+
+@functools.cache
+def _engine_code(root: Path = _ROOT) -> str:
+    """A hash of the project's source files that the engine runs (`run.pipeline.code_files`)."""
+    from run.pipeline import code_files
+
+    digest = hashlib.sha256()
+    for path in code_files("run.engine", root):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]

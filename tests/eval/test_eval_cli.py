@@ -95,3 +95,24 @@ def test_paired_difference_and_grouping_skip_undefined_values():
     assert (diff["mean"], diff["n"]) == (1.0, 1)
     table = stats.grouped(rows, "domain")
     assert table["a"]["x"]["step_f1"] == 1.0 and table["b"]["y"]["step_f1"] is None
+
+
+def test_a_cached_answer_is_keyed_by_the_code_that_answered(tmp_path):
+    """A decoder change must not reuse the answers the decoder before it wrote."""
+    import shutil
+    from pathlib import Path
+
+    from eval.systems import _engine_code
+
+    root = Path(__file__).resolve().parents[2]
+    for package in ("data", "run", "export"):
+        shutil.copytree(
+            root / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__", "*.json*")
+        )
+    before = _engine_code(tmp_path)
+    assert before == _engine_code.__wrapped__(tmp_path)  # the same tree, the same hash
+    decoder = tmp_path / "run" / "decoder.py"
+    decoder.write_text(decoder.read_text(encoding="utf-8") + "\n# changed\n", encoding="utf-8")
+    assert _engine_code.__wrapped__(tmp_path) != before
+    model = build("base", EvalConfig().engine_settings(), ablate=())
+    assert model.fingerprint.endswith(f":code={_engine_code()}")
