@@ -348,7 +348,7 @@ class Decoder:
         restarts from its first token, up to `retries` times more.
         """
         text = _content(state.text, item)
-        copies = [repetition.copied(text, [_content(state.text, e)]) is not None for e in earlier]
+        copies = repetition.copies(text, [_content(state.text, e) for e in earlier])
         if not any(copies):
             return False
         state.tries[("item", item.start)] += 1

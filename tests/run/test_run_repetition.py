@@ -37,6 +37,15 @@ def _gold_items() -> list[list[str]]:
         ("2. PayPal refunds your money.", ["1. PayPal refunds your money."], 0),
         ("- Tap Save.", ["Tap save"], 0),
         ("2. Tap Share.", ["1. Tap Save."], None),
+        # A run of variations: within NEAR (85) of two earlier items, though of each below SIMILAR.
+        (
+            'Tap "Set TOTP 2FA code".',
+            ['Tap "Set up TOTP 2FA".', 'Tap "Set TOTP 2FA".', 'Tap "Set the TOTP 2FA code".'],
+            1,
+        ),
+        # One close pair is not a run: the gold has such pairs, never an item close to two.
+        ('Tap "Set TOTP 2FA code".', ['Tap "Set up TOTP 2FA".', 'Tap "Set the TOTP 2FA code".'], None),
+        ('Adicione a lista "Feito".', ['Adicione a lista "A fazer".', 'Adicione a lista "Fazendo".'], None),
     ],
 )
 def test_copied_items(item, earlier, found):
