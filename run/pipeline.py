@@ -33,7 +33,7 @@ STAGES = ("data", "train", "export", "eval")
 PACKAGES = ("data", "train", "export", "run", "eval")
 # First-run estimates on 2 CPU cores (measured, see docs/benchmarks.md), used for the overall
 # ETA until this machine has timed each stage itself.
-ESTIMATE_S = {"data": 25, "train": 420, "export": 50, "eval": 480, "serve": 20}
+ESTIMATE_S = {"data": 25, "train": 750, "export": 50, "eval": 270, "serve": 20}
 # What a rerun of an interrupted stage keeps (its inputs unchanged).
 RESUME_NOTE = {
     "train": ", from its last checkpoint",
