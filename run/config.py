@@ -19,7 +19,8 @@ SCHEMA_MAX_STEPS = load_schema()["$defs"]["procedure"]["properties"]["steps"]["m
 def physical_cores() -> int:
     """Physical cores among the CPUs this process may run on (one per core, not per hyperthread).
 
-    Read from Linux's CPU topology; elsewhere half the logical CPUs, llama-cpp-python's guess.
+    Read from Linux's CPU topology, capped by a cgroup CPU quota; elsewhere half the logical
+    CPUs, llama-cpp-python's guess.
     """
     try:
         cpus = os.sched_getaffinity(0)
@@ -32,7 +33,17 @@ def physical_cores() -> int:
             cores.add(((topology / "physical_package_id").read_text(), (topology / "core_id").read_text()))
         except OSError:  # no topology (some containers): count the CPU as a core
             cores.add((str(cpu), ""))
-    return max(len(cores), 1)
+    return max(min(len(cores), _cpu_quota() or len(cores)), 1)
+
+
+def _cpu_quota(path: Path = Path("/sys/fs/cgroup/cpu.max")) -> int | None:
+    """The CPUs a cgroup v2 quota allows (`docker run --cpus 2` on a larger host), rounded up;
+    None without one. The affinity mask still lists every host CPU there."""
+    try:
+        quota, period = path.read_text().split()[:2]
+        return -(-int(quota) // int(period))  # "max 100000" raises ValueError: no quota
+    except (OSError, ValueError):
+        return None
 
 
 @dataclass

@@ -344,8 +344,11 @@ def test_physical_cores_counts_cores_not_hyperthreads():
                 siblings.add(f.read().strip())
         except OSError:
             siblings.add(str(cpu))
-    # One core per distinct set of hyperthread siblings (siblings outside the affinity included).
-    assert physical_cores() == len(siblings)
+    # One core per distinct set of hyperthread siblings (siblings outside the affinity included),
+    # no more than a cgroup quota allows.
+    from run.config import _cpu_quota
+
+    assert physical_cores() == min(len(siblings), _cpu_quota() or len(siblings))
 
 
 @pytest.mark.model
@@ -353,3 +356,15 @@ def test_threads_zero_takes_one_per_physical_core(engine):
     from run.config import physical_cores
 
     assert engine.config.threads == 0 and engine.llama.n_threads == physical_cores()
+
+
+@pytest.mark.parametrize(
+    ("text", "cpus"),
+    [("max 100000\n", None), ("200000 100000\n", 2), ("150000 100000\n", 2), ("50000 100000\n", 1)],
+)
+def test_a_cgroup_quota_caps_the_threads(tmp_path, text, cpus):
+    from run.config import _cpu_quota
+
+    (tmp_path / "cpu.max").write_text(text)
+    assert _cpu_quota(tmp_path / "cpu.max") == cpus
+    assert _cpu_quota(tmp_path / "missing") is None
