@@ -13,13 +13,13 @@ The thresholds come from the authored answers in data/raw (516 procedures, 6,350
   `SIMILAR` = 97 therefore flags no distinct gold pair, and still catches copies that differ by a
   character or two in a long item.
 - Runs of variations. A model also writes one item over and over with a word changed ('Tap
-  "Ajouter" next', 'Tap "Ajouter" next again', 'Tap "Ajouter" next in the menu'); each pair
-  scores below 97, and pairs that close are common in the gold too ('Click "Share"' / 'Click
-  "Save"' score 85.7; 31 gold items score 85 or more against an earlier one). What the gold never
-  has is an item that close to two earlier ones: at `NEAR` = 85, an item within it of two or
-  more earlier items counts as a copy of each, and that flags no gold item (at 80, one: 'Adicione
-  a lista "Feito"' after "A fazer" and "Fazendo"). The default export's answers to the test
-  split had 36 such items in 15 of 61 answers.
+  "Set TOTP 2FA"', 'Tap "Set the TOTP 2FA code"', 'Tap "Set TOTP 2FA code"': 86 and 91 against
+  the first two); each pair scores below 97, and pairs that close are common in the gold too
+  ('Click "Share"' / 'Click "Save"' score 85.7; 31 gold items score 85 or more against an
+  earlier one). What the gold never has is an item that close to two earlier ones: at `NEAR` =
+  85, an item within it of two or more earlier items counts as a copy of each, and that flags no
+  gold item (at 80, one: 'Adicione a lista "Feito"' after "A fazer" and "Fazendo"). The default
+  export's answers to the test split had 36 such items in 15 of 61 answers.
 - Loops. `looping` fires on the same word three times in a row, a 2-word n-gram three times, a
   3- to 10-word n-gram twice in a row, or a word of five or more letters twice with only spaces
   between ("card card" is legal, "Profile Profile" is not). It also fires on 1 to 4 characters
@@ -39,7 +39,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 SIMILAR = 97.0  # rapidfuzz ratio (0-100) from which an item counts as a copy; see the docstring
-NEAR = 85.0  # ... and from which it does when that close to two or more earlier items; the same
+NEAR = 85.0  # ... and from which it does when that close to two or more earlier items (docstring)
 _WORD = re.compile(r"\w+")
 # (n-gram length, repeats in a row that make a loop); see the docstring for the gold counts
 _LOOPS = ((1, 3), (2, 3)) + tuple((n, 2) for n in range(3, 11))
